@@ -641,7 +641,7 @@ class Builder:
             cheek_c = P[self.near(sign * 0.040, self.iris[s][1] - 0.030)]
             shapes[f"cheekSquint{S}"] = (gauss(V, cheek_c, 0.013) * face)[:, None] * vec(0, 3, 1)
             alar = P[self.near(sign * 0.017, P[self.subnasale, 1] + 0.008)]
-            shapes[f"noseSneer{S}"] = (gauss(V, alar, 0.009) * face)[:, None] * vec(0, 3, 0.5) + (
+            shapes[f"noseSneer{S}"] = (gauss(V, alar, 0.009) * face)[:, None] * vec(0, 3.5, 0.5) + (
                 gauss(V, alar + np.array([0, 0.012, 0]), 0.008) * face)[:, None] * vec(0, 1.5, -0.5)
         inner_brows = gauss(V, P[self.brow_upper["L"][0]], 0.012) + gauss(V, P[self.brow_upper["R"][0]], 0.012)
         shapes["browInnerUp"] = (inner_brows * face)[:, None] * vec(0, 5, 0.5)
@@ -699,7 +699,7 @@ class Builder:
             d = np.zeros_like(V)
             for ss in "LR":
                 c = self.iris[ss]
-                d += g(c, 0.010) * (V - c) * 0.08 * np.array([1, 1, 0])
+                d += g(c, 0.010) * (V - c) * 0.12 * np.array([1, 1, 0])
             modes.append(d)  # eye size
         tilt = np.zeros_like(V)
         for ss, sg in (("L", 1), ("R", -1)):

@@ -44,22 +44,36 @@ def closest_points_on_mesh(
     points: Tensor,  # [P, 3]
     vertices: Tensor,  # [V, 3]
     faces: Tensor,  # [F, 3]
-    chunk: int = 64,
+    candidates: int = 48,
 ) -> tuple[Tensor, Tensor, Tensor]:  # face_index [P], bary [P, 3], distance [P]
-    """Closest point on a triangle mesh for each query point (exact point-triangle distance)."""
-    a, b, c = (vertices[faces[:, i]].double() for i in range(3))  # [F, 3] each
-    out_f, out_b, out_d = [], [], []
-    for start in range(0, points.shape[0], chunk):
-        p = points[start:start + chunk].double()[:, None]  # [p, 1, 3]
-        bary = _closest_bary(p, a[None], b[None], c[None])  # [p, F, 3]
-        q = bary[..., 0:1] * a + bary[..., 1:2] * b + bary[..., 2:3] * c
-        d = (q - p).norm(dim=-1)  # [p, F]
-        best = d.argmin(-1)
-        rows = torch.arange(p.shape[0])
-        out_f.append(best)
-        out_b.append(bary[rows, best])
-        out_d.append(d[rows, best])
-    return torch.cat(out_f), torch.cat(out_b).float(), torch.cat(out_d).float()
+    """Closest point on a triangle mesh for each query point.
+
+    Exact point-triangle distances to the ``candidates`` triangles whose centroids are
+    nearest to each query (all triangles when ``candidates`` is 0 or exceeds F); with
+    well-shaped meshes the closest triangle is always among them.
+
+    Returns:
+        face_index [P] long, bary [P, 3] float, distance [P] float.
+    """
+    from scipy.spatial import cKDTree
+
+    vertices = vertices.double()
+    faces = torch.as_tensor(faces, dtype=torch.long)
+    a, b, c = (vertices[faces[:, i]] for i in range(3))  # [F, 3] each
+    P = points.double()
+    F = faces.shape[0]
+    if 0 < candidates < F:
+        centroids = ((a + b + c) / 3).numpy()
+        _, idx = cKDTree(centroids).query(P.numpy(), k=candidates)
+        cand = torch.from_numpy(idx).long()  # [P, k]
+    else:
+        cand = torch.arange(F).expand(P.shape[0], F)
+    bary = _closest_bary(P[:, None], a[cand], b[cand], c[cand])  # [P, k, 3]
+    q = bary[..., 0:1] * a[cand] + bary[..., 1:2] * b[cand] + bary[..., 2:3] * c[cand]
+    d = (q - P[:, None]).norm(dim=-1)  # [P, k]
+    best = d.argmin(-1)
+    rows = torch.arange(P.shape[0])
+    return cand[rows, best], bary[rows, best].float(), d[rows, best].float()
 
 
 def _closest_bary(p: Tensor, a: Tensor, b: Tensor, c: Tensor) -> Tensor:
