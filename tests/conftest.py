@@ -67,9 +67,8 @@ def ict_dir(shared: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def ict_model(ict_dir: Path, tmp_path_factory):
-    """The ICT model loaded through the public loader (compiled once per test session)."""
+def ict_model(ict_dir: Path):
+    """The ICT model loaded through the public loader (compiled once, cached by content)."""
     from avatar.facemodel import load
 
-    cache = tmp_path_factory.mktemp("ict-cache")
-    return load(ict_dir, cache_dir=cache)
+    return load(ict_dir, cache_dir=ict_dir.parent.parent / "compiled")
