@@ -310,6 +310,16 @@ def grid_strip(curve: np.ndarray, heights: list[np.ndarray]) -> tuple[np.ndarray
     return V, F
 
 
+def _inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Points [N,2] strictly inside a polygon [P,2] (even-odd rule)."""
+    x, y = points[:, 0:1], points[:, 1:2]
+    a, b = polygon, np.roll(polygon, -1, axis=0)
+    crosses = ((a[:, 1] > y) != (b[:, 1] > y)) & (
+        x < (b[:, 0] - a[:, 0]) * (y - a[:, 1]) / (b[:, 1] - a[:, 1] + 1e-12) + a[:, 0]
+    )
+    return crosses.sum(1) % 2 == 1
+
+
 def close_lips(P: np.ndarray, F: np.ndarray, inner_loop: list[int]) -> np.ndarray:
     """Neutral pose: the photos' slightly parted lips are closed (inner lips meet midway),
     the motion spread over the surrounding skin by harmonic interpolation."""
@@ -384,8 +394,10 @@ class Builder:
         nose_mid = [v for v in range(468) if abs(P[v, 0]) < 1e-9]
         self.midline = nose_mid
         self.nose_tip = P[NOSE_TIP]
-        below_tip = [v for v in nose_mid if self.mouth_centre[1] < P[v, 1] < self.nose_tip[1]]
-        self.subnasale = min(below_tip, key=lambda v: P[v, 2] + 0.3 * (P[v, 1] - self.nose_tip[1]))
+        # Subnasale: the deepest midline point in the upper half between the nose tip and the mouth.
+        span = self.nose_tip[1] - self.mouth_centre[1]
+        below_tip = [v for v in nose_mid if self.nose_tip[1] - 0.6 * span < P[v, 1] < self.nose_tip[1]]
+        self.subnasale = min(below_tip, key=lambda v: P[v, 2])
         self.iris = {"L": mean478[IRIS_LEFT], "R": mean478[IRIS_RIGHT]}
 
         # Eyeballs: 12 mm radius, cornea apex 2 mm behind the iris landmark so closed lids cover it.
@@ -461,6 +473,21 @@ class Builder:
         self.Fface = F
 
     # ---------------------------------------------------------------- helpers
+    def frontal_ray(self, x: float, y: float) -> tuple[int, np.ndarray]:
+        """The face triangle hit first by a ray along -z through (x, y), and its weights."""
+        P = self.V[:468]
+        F = self.Fface
+        a, b, c = P[F[:, 0], :2], P[F[:, 1], :2], P[F[:, 2], :2]
+        q = np.array([x, y])
+        den = (b[:, 1] - c[:, 1]) * (a[:, 0] - c[:, 0]) + (c[:, 0] - b[:, 0]) * (a[:, 1] - c[:, 1])
+        w0 = ((b[:, 1] - c[:, 1]) * (q[0] - c[:, 0]) + (c[:, 0] - b[:, 0]) * (q[1] - c[:, 1])) / den
+        w1 = ((c[:, 1] - a[:, 1]) * (q[0] - c[:, 0]) + (a[:, 0] - c[:, 0]) * (q[1] - c[:, 1])) / den
+        w = np.stack([w0, w1, 1 - w0 - w1], 1)
+        hit = np.nonzero((w >= -1e-9).all(1))[0]
+        z = (w[hit] * P[F[hit], 2]).sum(1)
+        k = hit[int(np.argmax(z))]
+        return int(k), w[k].astype(np.float32)
+
     def part_mask(self, name: str) -> np.ndarray:
         m = np.zeros(len(self.V), bool)
         a, b = self.part_ranges[name]
@@ -502,12 +529,24 @@ class Builder:
         # Lips: the lower lip follows the jaw fully at the middle, both lips about half
         # at the corners, so the corners stretch instead of tearing a web.
         half = 0.5 * (P[self.corner["L"], 0] - P[self.corner["R"], 0])
-        for v in up_inner + up_outer:
-            fixed[v] = 0.5 * min(abs(P[v, 0]) / half, 1.0) ** 4
-        for v in lo_inner + lo_outer:
-            fixed[v] = 1.0 - 0.5 * min(abs(P[v, 0]) / half, 1.0) ** 4
-        for s in "LR":
-            fixed[self.corner[s]] = 0.5
+        # The whole lower lip follows the jaw and the whole upper lip stays, with both
+        # tending to one half toward the corners (quadratically), so that the lips and
+        # the corner skin stretch smoothly instead of folding.
+        seam_x = P[up_inner + lo_inner, 0]
+        order = np.argsort(seam_x)
+        seam_y = P[up_inner + lo_inner, 1][order]
+        seam_x = seam_x[order]
+        inside = _inside_polygon(P[:, :2], P[self.outer_lip, :2])
+        for v in range(468):
+            on_upper = v in up_inner or v in up_outer
+            on_lower = v in lo_inner or v in lo_outer
+            if not (inside[v] or on_upper or on_lower):
+                continue
+            if not (on_upper or on_lower):
+                on_lower = P[v, 1] < np.interp(P[v, 0], seam_x, seam_y)
+                on_upper = not on_lower
+            c = 0.5 * min(abs(P[v, 0]) / half, 1.0) ** 2
+            fixed[v] = 1.0 - c if on_lower else c
         w = np.zeros(len(self.V))
         w[:468] = harmonic(self.L_face, fixed)
         # Interior parts: the cavity rings follow the lip vertex they were extruded from.
@@ -582,9 +621,15 @@ class Builder:
         shapes: dict[str, np.ndarray] = {}
         jaw_open = jaw_rotate(22.0)
         shapes["jawOpen"] = jaw_open
-        shapes["jawForward"] = w_jaw[:, None] * vec(0, 0, 6)
-        shapes["jawLeft"] = w_jaw[:, None] * vec(6, 0, 0)
-        shapes["jawRight"] = w_jaw[:, None] * vec(-6, 0, 0)
+        # Sideways and forward jaw motion drags the lips with it: a smoother weight keeps
+        # the small triangles at the lip corners from folding.
+        w_soft = w_jaw.copy()
+        A = sp.diags(1.0 / np.maximum(self.L_face.diagonal(), 1)) @ (sp.diags(self.L_face.diagonal()) - self.L_face)
+        for _ in range(15):
+            w_soft[:468] = 0.5 * w_soft[:468] + 0.5 * (A @ w_soft[:468])
+        shapes["jawForward"] = w_soft[:, None] * vec(0, 0, 6)
+        shapes["jawLeft"] = w_soft[:, None] * vec(6, 0, 0)
+        shapes["jawRight"] = w_soft[:, None] * vec(-6, 0, 0)
         # mouthClose: the lips close while the jaw is open (ARKit pairs it with jawOpen).
         shapes["mouthClose"] = -jaw_open * (gauss(V, self.mouth_centre, 0.012) * face)[:, None] * (w_jaw > 0.3)[:, None]
         shapes["mouthClose"] += upper_lip[:, None] * vec(0, -1.5, 0)
@@ -594,7 +639,8 @@ class Builder:
         inner = gauss(V, self.mouth_centre, 0.010) * face
         shapes["mouthFunnel"] = lips_w[:, None] * vec(0, 0, 7) + inner[:, None] * radial * 0.35 - (
             lips_w[:, None] * radial * np.array([0.25, 0, 0]))
-        shapes["mouthPucker"] = lips_w[:, None] * vec(0, 0, 8) - lips_w[:, None] * radial * np.array([0.45, 0.1, 0])
+        wide = gauss(V, self.mouth_centre, 0.024) * face
+        shapes["mouthPucker"] = lips_w[:, None] * vec(0, 0, 8) - wide[:, None] * radial * np.array([0.45, 0.1, 0])
         mouth_region = gauss(V, self.mouth_centre, 0.020) * face
         shapes["mouthLeft"] = mouth_region[:, None] * vec(8, 0, 0)
         shapes["mouthRight"] = mouth_region[:, None] * vec(-8, 0, 0)
@@ -610,7 +656,7 @@ class Builder:
             side = self.side(s)
             shapes[f"mouthPress{S}"] = (side * upper_lip)[:, None] * vec(0, -1.5, 0.5) + (side * lower_lip)[:, None] * vec(0, 2.0, 0.5)
             shapes[f"mouthLowerDown{S}"] = (side * lower_lip)[:, None] * vec(0, -5, 0.5)
-            shapes[f"mouthUpperUp{S}"] = (side * upper_lip)[:, None] * vec(0, 4, 0.5)
+            shapes[f"mouthUpperUp{S}"] = (side * upper_lip)[:, None] * vec(0, 5, 0.5)
             # Eyes.
             shapes[f"eyeBlink{S}"] = self.lid_closure(s)
             lid = self.lid_closure(s, amount=1.0, meet=0.0)  # lower-lid-only motion is (upper->lower)
@@ -641,7 +687,7 @@ class Builder:
             cheek_c = P[self.near(sign * 0.040, self.iris[s][1] - 0.030)]
             shapes[f"cheekSquint{S}"] = (gauss(V, cheek_c, 0.013) * face)[:, None] * vec(0, 3, 1)
             alar = P[self.near(sign * 0.017, P[self.subnasale, 1] + 0.008)]
-            shapes[f"noseSneer{S}"] = (gauss(V, alar, 0.009) * face)[:, None] * vec(0, 3.5, 0.5) + (
+            shapes[f"noseSneer{S}"] = (gauss(V, alar, 0.009) * face)[:, None] * vec(0, 4.5, 0.5) + (
                 gauss(V, alar + np.array([0, 0.012, 0]), 0.008) * face)[:, None] * vec(0, 1.5, -0.5)
         inner_brows = gauss(V, P[self.brow_upper["L"][0]], 0.012) + gauss(V, P[self.brow_upper["R"][0]], 0.012)
         shapes["browInnerUp"] = (inner_brows * face)[:, None] * vec(0, 5, 0.5)
@@ -771,10 +817,12 @@ class Builder:
         bridge = [self.near(0, self.iris["L"][1])] + [v for v in mid if v != self.near(0, self.iris["L"][1])]
         bridge = sorted(set(bridge), key=lambda v: -P[v, 1])
         points += arc(bridge + ([NOSE_TIP] if bridge[-1] != NOSE_TIP else []), 4)
-        # Lower nose 31-35: alar base right, subnasale in the middle, alar base left.
-        y_base = P[self.subnasale, 1] + 0.002
-        nostril = [self.near(x, y_base) for x in (-0.014, -0.007)] + [self.subnasale] + [self.near(x, y_base) for x in (0.007, 0.014)]
-        points += [(v, v, 0.0) for v in nostril]
+        # Lower nose 31-35: the lower edge of the nose from the right alar base through
+        # the subnasale to the left, 3 mm above the subnasale, found by a frontal ray.
+        y_base = P[self.subnasale, 1] + 0.0045
+        nose_points = [("ray", x, y_base) for x in (-0.015, -0.0075)] + [(self.subnasale, self.subnasale, 0.0)]
+        nose_points += [("ray", x, y_base) for x in (0.0075, 0.015)]
+        points += nose_points
         # Eyes 36-47.
         for loop in (eyeR, eyeL):
             xs = P[loop, 0]
@@ -800,6 +848,11 @@ class Builder:
     def _embed_on_edges(self, points, F):
         face_index, bary = [], []
         for a, b, f in points:
+            if isinstance(a, str):  # ("ray", x, y): the front-most surface point at (x, y)
+                r, w = self.frontal_ray(b, f)
+                face_index.append(r)
+                bary.append(w)
+                continue
             if a == b or f == 0.0:
                 rows, cols = np.nonzero(F == a)
                 w = np.zeros(3)
