@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"demo": cmd_demo, "doctor": cmd_doctor, "sheet": cmd_sheet, "mesh": cmd_mesh}[args.command](args)
     except (FileNotFoundError, PermissionError, ValueError, KeyError) as exc:
-        print(f"avatar {args.command}: error: {exc}", file=sys.stderr)
+        text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"avatar {args.command}: error: {text}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

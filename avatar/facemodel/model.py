@@ -39,7 +39,7 @@ def blend_shapes(
             f"got {tuple(basis.shape)}, {tuple(weights.shape)}"
         )
     # out[..., v, c] = template[v, c] + sum_k basis[v, c, k] * weights[..., k]
-    flat = basis.reshape(-1, basis.shape[-1])  # [V*3, K]
+    flat = basis.reshape(-1, basis.shape[-1])  # [V*3, K], a view when basis is contiguous
     offsets = torch.matmul(weights, flat.T)  # [..., V*3]
     return template + offsets.reshape(*weights.shape[:-1], *template.shape)
 
@@ -50,7 +50,13 @@ def barycentric_points(
     face_index: Tensor,  # [L]
     bary: Tensor,  # [L, 3]
 ) -> Tensor:  # [..., L, 3]
-    """Points on the surface given as (triangle, barycentric coordinates)."""
+    """Points on the surface given as (triangle, barycentric weights), for any leading dims."""
+    if vertices.shape[-1] != 3 or faces.ndim != 2 or faces.shape[-1] != 3:
+        raise ValueError(f"expected vertices [..., V, 3] and faces [F, 3]; got {tuple(vertices.shape)}, "
+                         f"{tuple(faces.shape)}")
+    if face_index.ndim != 1 or bary.shape != (face_index.shape[0], 3):
+        raise ValueError(f"expected face_index [L] and bary [L, 3]; got {tuple(face_index.shape)}, "
+                         f"{tuple(bary.shape)}")
     corners = vertices[..., faces[face_index], :]  # [..., L, 3, 3]
     return (corners * bary.to(vertices.dtype)[..., None]).sum(-2)
 
@@ -62,7 +68,8 @@ class LandmarkEmbedding:
     Attributes:
         face_index: [L] long, triangle of each landmark.
         bary: [L, 3] barycentric weights (sum to 1).
-        name: the landmark scheme (``ibug68`` or ``mediapipe478``).
+        name: the landmark scheme (``ibug68``, ``mediapipe478``; FLAME files may add
+            ``ibug51``, iBUG points 17-67 without the jaw line).
     """
 
     face_index: Tensor  # [L]
@@ -148,6 +155,21 @@ class FaceModel:
             raise ValueError(
                 f"{len(self.expression_names)} expression names for {self.expression_basis.shape[2]} shapes"
             )
+        if self.rigid_mask is not None and self.rigid_mask.shape != (V,):
+            raise ValueError(f"rigid_mask must be [V={V}]; got {tuple(self.rigid_mask.shape)}")
+        for name, mask in self.regions.items():
+            if mask.shape != (V,) or mask.dtype != torch.bool:
+                raise ValueError(f"region {name!r} must be a bool [V={V}] mask; got {mask.dtype} {tuple(mask.shape)}")
+        F = self.faces.shape[0]
+        for name, emb in self.landmarks.items():
+            if emb.bary.shape != (len(emb), 3) or (len(emb) and int(emb.face_index.max()) >= F):
+                raise ValueError(f"landmarks {name!r} must index the model's {F} triangles with [L, 3] weights")
+        if (self.uvs is None) != (self.face_uvs is None):
+            raise ValueError("uvs [U, 2] and face_uvs [F, 3] come together, or neither")
+        if self.skinning is not None:
+            from .skinning import check_skinning
+
+            check_skinning(self.skinning, V)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -189,8 +211,9 @@ class FaceModel:
 
         Args:
             identity: [..., S] identity coefficients, or None for the mean head.
-            expression: [..., E] expression weights (ARKit weights in 0..1 for the
-                first 52), or None for neutral. Fewer than E columns are zero-padded.
+            expression: [..., E] expression weights, or None for neutral (for models
+                whose ``arkit`` is true the first 52 are ARKit weights in 0..1). Fewer
+                than E columns are zero-padded.
             joint_rotations: [..., J, 3] axis-angle per joint (models with ``skinning``
                 only; joint 0 is the global/neck root); None for the rest pose.
 
@@ -216,17 +239,23 @@ class FaceModel:
             if joint_rotations.shape[-2:] != (J, 3):
                 raise ValueError(f"expected joint_rotations [..., {J}, 3]; got {tuple(joint_rotations.shape)}")
             lead.append(joint_rotations.shape[:-2])
-        shape = torch.broadcast_shapes(*lead) if lead else torch.Size()
+        try:
+            shape = torch.broadcast_shapes(*lead) if lead else torch.Size()
+        except RuntimeError:
+            raise ValueError(f"leading dims of identity/expression/joint_rotations do not broadcast: "
+                             f"{[tuple(s) for s in lead]}") from None
 
-        verts = self.template.expand(*shape, *self.template.shape)
+        # One flat accumulation: template + identity part + expression part, [..., V*3].
+        # Short coefficient vectors are zero-padded (cheaper than slicing the basis,
+        # which would copy it on every call).
+        flat = self.template.reshape(-1)
         if identity is not None:
-            S = identity.shape[-1]
-            verts = verts + blend_shapes(torch.zeros_like(self.template), self.identity_basis[..., :S], identity.to(dtype))
+            ident = torch.nn.functional.pad(identity.to(dtype), (0, self.num_identity - identity.shape[-1]))
+            flat = flat + torch.matmul(ident, self.identity_basis.reshape(-1, self.num_identity).T)
         if expression is not None:
-            E = expression.shape[-1]
-            verts = verts + blend_shapes(
-                torch.zeros_like(self.template), self.expression_basis[..., :E], expression.to(dtype)
-            )
+            expr = torch.nn.functional.pad(expression.to(dtype), (0, self.num_expression - expression.shape[-1]))
+            flat = flat + torch.matmul(expr, self.expression_basis.reshape(-1, self.num_expression).T)
+        verts = flat.reshape(*flat.shape[:-1], *self.template.shape).expand(*shape, *self.template.shape)
         if joint_rotations is not None:
             from .skinning import skin_vertices
 

@@ -17,8 +17,6 @@ import os
 import pickle
 import pickletools
 import struct
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,10 +25,6 @@ import torch
 from conftest import TOLERANCES
 from scipy.spatial import ConvexHull
 from scipy.spatial.transform import Rotation
-
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # the checkout is not installed and pytest has no `pythonpath` setting
-    sys.path.insert(0, _ROOT)
 
 from avatar.facemodel.flame import FLAME_JOINT_NAMES, FLAME_LICENCE, load_flame
 from avatar.facemodel.model import Skinning
