@@ -2,8 +2,8 @@
 ``backend=`` switch: ``reference`` (pure PyTorch, the spec), ``cpu`` (fast CPU path),
 ``cuda`` (nvdiffrast / gsplat where a GPU and the library are present).
 
-This module only answers which backends are usable here; the primitives land with
-their issues.
+Primitives: ``renderers.mesh`` (rasterize_mesh, render_mesh, ...). This module
+answers which backends are usable here.
 """
 
 from __future__ import annotations
@@ -32,13 +32,24 @@ def _module_status(name: str, needs_cuda: bool, install: str) -> tuple[bool, str
     return True, f"{version} usable"
 
 
+def _cpu_status() -> tuple[bool, str]:
+    from .mesh._cpu import numba_available
+
+    ok, why = numba_available()
+    if not ok:
+        return False, why
+    import numba
+
+    return True, f"numba {numba.__version__} kernels, {numba.config.NUMBA_NUM_THREADS} threads"
+
+
 def backend_status() -> dict[str, tuple[bool, str]]:
     """Each renderer backend: (usable, why or why not)."""
     import torch
 
     status = {
         "reference": (True, "pure PyTorch, always available (the spec)"),
-        "cpu": (True, f"CPU, torch {torch.__version__}"),
+        "cpu": _cpu_status(),
         "cuda": (has_cuda(), "CUDA device found" if has_cuda() else "no CUDA device (torch sees none)"),
     }
     status["nvdiffrast"] = _module_status(

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import TOLERANCES
+from tests.conftest import TOLERANCES
 
 from avatar.camera import (
     Camera,

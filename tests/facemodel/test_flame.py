@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 import torch
-from conftest import TOLERANCES
+from tests.conftest import TOLERANCES
 from scipy.spatial import ConvexHull
 from scipy.spatial.transform import Rotation
 
