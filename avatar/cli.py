@@ -5,6 +5,7 @@ the library does neither).
     avatar doctor                 what is installed and usable here
     avatar sheet --model M -o DIR contact sheet of the 52 ARKit shapes + landmark figures
     avatar mesh --model M -o FILE a model's mesh (OBJ, PLY or GLB), optionally posed
+    avatar still --model M -o PNG a render with given parameters, camera and lighting
 """
 
 from __future__ import annotations
@@ -37,6 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--size", type=int, default=200, help="tile size in pixels")
 
+    p = sub.add_parser("still", help="render a model with given parameters, camera and lighting to PNG")
+    _model_arg(p)
+    p.add_argument("-o", "--output", required=True, help="output .png")
+    p.add_argument("--expression", action="append", default=[], metavar="NAME=WEIGHT",
+                   help="an expression weight, e.g. jawOpen=0.7 (repeatable)")
+    p.add_argument("--identity", action="append", default=[], metavar="INDEX=COEFF",
+                   help="an identity coefficient in standard deviations, e.g. 0=1.5 (repeatable)")
+    p.add_argument("--lighting", default="studio", choices=["front", "studio", "side", "ambient"])
+    p.add_argument("--yaw", type=float, default=0.0, help="camera orbit in degrees (+: from the subject's left)")
+    p.add_argument("--pitch", type=float, default=0.0, help="camera orbit in degrees (+: from above)")
+    p.add_argument("--fov", type=float, default=20.0, help="vertical field of view in degrees")
+    p.add_argument("--size", type=int, default=512, help="image size in pixels")
+    p.add_argument("--specular", type=float, default=0.15, help="strength of the specular lobe")
+    p.add_argument("--backend", default="auto", choices=["auto", "reference", "cpu", "nvdiffrast"])
+
     p = sub.add_parser("mesh", help="write a model's mesh (OBJ, PLY or GLB), optionally with expressions")
     _model_arg(p)
     p.add_argument("-o", "--output", required=True, help="output file: .obj, .ply or .glb")
@@ -52,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     progress.set_reporter(progress.tqdm_reporter)
     progress.set_message_sink(lambda text: print(text, file=sys.stderr))
     try:
-        return {"demo": cmd_demo, "doctor": cmd_doctor, "sheet": cmd_sheet, "mesh": cmd_mesh}[args.command](args)
+        commands = {"demo": cmd_demo, "doctor": cmd_doctor, "sheet": cmd_sheet, "mesh": cmd_mesh, "still": cmd_still}
+        return commands[args.command](args)
     except (FileNotFoundError, PermissionError, ValueError, KeyError) as exc:
         text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"avatar {args.command}: error: {text}", file=sys.stderr)
@@ -72,7 +89,8 @@ def write_sheet(model, folder: Path, size: int = 200) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    images = {f"{model.name}_expressions.png": viz.expression_sheet(model, size=size)}
+    images = {f"{model.name}_expressions.png": viz.expression_sheet(model, size=size),
+              f"{model.name}_lighting.png": viz.lighting_figure(model)}
     for scheme in model.landmarks:
         images[f"{model.name}_landmarks_{scheme}.png"] = viz.landmark_figure(model, 640, scheme)
     for name, img in images.items():
@@ -90,24 +108,64 @@ def cmd_sheet(args) -> int:
     return 0
 
 
-def cmd_mesh(args) -> int:
+def _weights(model, items: list[str], kind: str):
+    """Parse NAME=WEIGHT (expressions) or INDEX=COEFF (identity) options into a vector."""
     import torch
 
+    size = model.num_expression if kind == "expression" else model.num_identity
+    out = torch.zeros(size)
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            weight = float(value or 1.0)
+        except ValueError:
+            raise ValueError(f"--{kind} takes NAME=WEIGHT with a number; got {item!r}") from None
+        if kind == "expression":
+            out[model.expression_index(key)] = weight
+        else:
+            if not key.isdigit() or int(key) >= size:
+                raise ValueError(f"--identity takes INDEX=COEFF with INDEX in 0..{size - 1}; got {item!r}")
+            out[int(key)] = weight
+    return out
+
+
+def cmd_mesh(args) -> int:
     from .io.mesh import Mesh, write_mesh
 
     model = _load_model(args.model)
-    weights = torch.zeros(model.num_expression)
-    for item in args.expression:
-        name, _, value = item.partition("=")
-        try:
-            weights[model.expression_index(name)] = float(value or 1.0)
-        except ValueError:
-            raise ValueError(f"--expression takes NAME=WEIGHT with a number; got {item!r}") from None
-    verts = model.vertices(expression=weights[None])[0]
+    verts = model.vertices(expression=_weights(model, args.expression, "expression")[None])[0]
     mesh = Mesh(vertices=verts, faces=model.faces, uvs=model.uvs, face_uvs=model.face_uvs)
     write_mesh(args.output, mesh)
     print(f"wrote {args.output}: {mesh.num_vertices} vertices, {mesh.num_faces} triangles ({model.name})")
     return 0
+
+
+def cmd_still(args) -> int:
+    from renderers.mesh import named_lighting, render_mesh
+
+    from . import viz
+    from .paths import atomic_path
+
+    if not str(args.output).lower().endswith(".png"):
+        raise ValueError(f"still writes PNG images; got {args.output!r}")
+    model = _load_model(args.model)
+    verts = model.vertices(identity=_weights(model, args.identity, "identity"),
+                           expression=_weights(model, args.expression, "expression"))
+    centre, extent = viz.model_framing(model)
+    cam = viz.orbit_camera(centre, extent, args.size, args.yaw, args.pitch, args.fov)
+    out = render_mesh(verts, model.faces, cam, vertex_colors=torch_tensor(viz.vertex_colours(model)),
+                      sh=named_lighting(args.lighting), specular=args.specular, background=(0.02, 0.02, 0.025),
+                      backend=args.backend)
+    with atomic_path(args.output) as tmp:
+        viz.to_image(out.image[0]).save(tmp, format="PNG")
+    print(f"wrote {args.output} ({model.name}, {args.size}x{args.size}, {args.lighting} light)")
+    return 0
+
+
+def torch_tensor(array):
+    import torch
+
+    return torch.as_tensor(array, dtype=torch.float32)
 
 
 def cmd_doctor(args) -> int:

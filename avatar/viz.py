@@ -1,8 +1,7 @@
 """Pictures people look at: previews of a model, landmark overlays, contact sheets.
 
-The preview renderer here is a painter's-algorithm drawing (PIL polygons sorted by
-depth, Lambert shading): fast and dependency-free, not differentiable and not exact
-where triangles intersect. Images that must be correct come from ``renderers``.
+Renders go through the engine's own mesh rasterizer (``renderers.mesh``): SH lighting,
+antialiased silhouettes, sRGB output.
 """
 
 from __future__ import annotations
@@ -13,15 +12,17 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .camera import Camera, look_at
 from .facemodel.model import FaceModel
 
-SKIN = np.array([0.80, 0.66, 0.58])
+# Linear-RGB albedos for previews (rendered images are sRGB-encoded).
+SKIN = np.array([0.50, 0.33, 0.25])
 REGION_COLOURS = {
-    "mouth_interior": np.array([0.45, 0.12, 0.14]),
-    "teeth": np.array([0.93, 0.92, 0.86]),
-    "eyes": np.array([0.92, 0.92, 0.92]),
-    "iris": np.array([0.25, 0.17, 0.10]),
-    "lips": np.array([0.72, 0.40, 0.40]),
+    "mouth_interior": np.array([0.20, 0.03, 0.04]),
+    "teeth": np.array([0.80, 0.78, 0.70]),
+    "eyes": np.array([0.80, 0.80, 0.78]),
+    "iris": np.array([0.06, 0.035, 0.02]),
+    "lips": np.array([0.45, 0.16, 0.15]),
 }
 
 
@@ -34,72 +35,84 @@ def vertex_colours(model: FaceModel) -> np.ndarray:  # [V, 3]
     return col
 
 
-def look_from_front(
-    vertices: np.ndarray,  # [V, 3]
+def orbit_camera(
+    centre: np.ndarray,  # [3] the point looked at (model space)
+    extent: float,  # size of what must fit in the image (metres)
     size: int,
     yaw_degrees: float = 0.0,
+    pitch_degrees: float = 0.0,
     fov_degrees: float = 20.0,
-    fill: float = 0.8,
-    centre: np.ndarray | None = None,
-    extent: float | None = None,
-) -> tuple[np.ndarray, np.ndarray]:  # pixels [V, 2], depth [V]
-    """Perspective projection of a model-space head from a camera in front of it (+z)."""
+    fill: float = 0.85,
+) -> Camera:
+    """A camera in front of the head (+z), orbiting it by yaw (toward the subject's
+    left for positive angles) and pitch (from above for positive angles)."""
+    yaw, pitch = math.radians(yaw_degrees), math.radians(pitch_degrees)
+    distance = extent / fill / (2 * math.tan(math.radians(fov_degrees) / 2))
+    direction = np.array([math.sin(yaw) * math.cos(pitch), math.sin(pitch), math.cos(yaw) * math.cos(pitch)])
+    eye = torch.tensor(np.asarray(centre) + distance * direction, dtype=torch.float32)
+    w2c = look_at(eye, torch.tensor(np.asarray(centre), dtype=torch.float32), torch.tensor([0.0, 1.0, 0.0]))
+    return Camera.from_fov(fov_degrees, size, size, w2c)
+
+
+def framing(vertices: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre and extent that frame a head (its bounding box)."""
     v = np.asarray(vertices, float)
-    if centre is None:
-        centre = (v.min(0) + v.max(0)) / 2
-    if extent is None:
-        extent = float((v.max(0) - v.min(0))[:2].max())
-    a = math.radians(yaw_degrees)
-    R = np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
-    p = (v - centre) @ R.T
-    f = 0.5 * size / math.tan(math.radians(fov_degrees) / 2)
-    dist = extent / fill * f / size
-    z = dist - p[:, 2]  # camera on +z looking toward -z
-    x = size / 2 + f * p[:, 0] / z
-    y = size / 2 - f * p[:, 1] / z
-    return np.stack([x, y], 1), z
+    return (v.min(0) + v.max(0)) / 2, float((v.max(0) - v.min(0))[:2].max())
+
+
+def model_framing(model: FaceModel) -> tuple[np.ndarray, float]:
+    """Frame the face: the box of its iBUG-68 landmarks, grown 1.6x (every model has them)."""
+    if "ibug68" in model.landmarks:
+        pts = model.landmarks_3d(model.template, "ibug68").numpy()
+        centre, extent = framing(pts)
+        return centre + np.array([0.0, 0.12 * extent, 0.0]), extent * 1.6
+    return framing(model.template.numpy())
+
+
+def to_image(linear: torch.Tensor) -> Image.Image:  # [H, W, 3] linear RGB -> sRGB PIL image
+    x = linear.detach().clamp(0, 1)
+    srgb = torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.pow(1 / 2.4) - 0.055)
+    return Image.fromarray((srgb * 255 + 0.5).byte().cpu().numpy())
 
 
 def render_preview(
     vertices: np.ndarray | torch.Tensor,  # [V, 3]
     faces: np.ndarray | torch.Tensor,  # [F, 3]
-    colours: np.ndarray,  # [V, 3] in 0..1
+    colours: np.ndarray,  # [V, 3] albedo in 0..1 (linear)
     size: int = 256,
     yaw_degrees: float = 0.0,
-    light: tuple[float, float, float] = (0.3, 0.4, 1.0),
-    background: tuple[int, int, int] = (40, 40, 46),
+    lighting: str = "studio",
+    background: tuple[float, float, float] = (0.02, 0.02, 0.025),
     centre: np.ndarray | None = None,
     extent: float | None = None,
+    specular: float = 0.15,
 ) -> Image.Image:
-    """Shaded preview of a mesh seen from the front (back faces culled)."""
-    v = torch.as_tensor(vertices).detach().cpu().numpy().astype(float)
-    f = torch.as_tensor(faces).cpu().numpy()
-    px, depth = look_from_front(v, size, yaw_degrees, centre=centre, extent=extent)
-    a, b, c = px[f[:, 0]], px[f[:, 1]], px[f[:, 2]]
-    cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    front = cross < 0  # counter-clockwise in model space is clockwise with y down
-    ang = math.radians(yaw_degrees)
-    Ry = np.array([[math.cos(ang), 0, math.sin(ang)], [0, 1, 0], [-math.sin(ang), 0, math.cos(ang)]])
-    n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]) @ Ry.T
-    n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-12
-    L = np.asarray(light, float)
-    L /= np.linalg.norm(L)
-    shade = 0.25 + 0.75 * np.clip(n @ L, 0, 1)
-    col = colours[f].mean(1) * shade[:, None]
-    order = np.argsort(-depth[f].mean(1))
-    img = Image.new("RGB", (size, size), background)
-    draw = ImageDraw.Draw(img)
-    for i in order:
-        if not front[i]:
-            continue
-        rgb = tuple(int(x) for x in np.clip(col[i] * 255, 0, 255))
-        draw.polygon([tuple(a[i]), tuple(b[i]), tuple(c[i])], fill=rgb)
-    return img
+    """A lit, antialiased render of a mesh seen from the front (the mesh rasterizer)."""
+    from renderers.mesh import named_lighting, render_mesh
+
+    v = torch.as_tensor(vertices).detach().float()
+    if centre is None or extent is None:
+        c, e = framing(v.numpy())
+        centre = c if centre is None else centre
+        extent = e if extent is None else extent
+    cam = orbit_camera(centre, extent, size, yaw_degrees)
+    out = render_mesh(v, torch.as_tensor(faces).long(), cam, vertex_colors=torch.as_tensor(colours).float(),
+                      sh=named_lighting(lighting), specular=specular, background=background)
+    return to_image(out.image[0])
 
 
 def model_preview(model: FaceModel, vertices: torch.Tensor | None = None, size: int = 256, **kw) -> Image.Image:
     verts = model.template if vertices is None else vertices
     return render_preview(verts, model.faces, vertex_colours(model), size=size, **kw)
+
+
+def lighting_figure(model: FaceModel, size: int = 384) -> Image.Image:
+    """The neutral head under the three preview lightings, side by side."""
+    centre, extent = model_framing(model)
+    tiles = [label(model_preview(model, size=size, lighting=name, centre=centre, extent=extent * 1.3),
+                   f"{model.name}: {name} light")
+             for name in ("front", "studio", "side")]
+    return contact_sheet(tiles, columns=3)
 
 
 def draw_landmarks(
@@ -120,11 +133,13 @@ def draw_landmarks(
 
 def landmark_figure(model: FaceModel, size: int = 512, scheme: str = "ibug68") -> Image.Image:
     """The model's neutral head with a landmark scheme drawn on it (numbered for iBUG-68)."""
-    verts = model.template.numpy()
-    img = model_preview(model, size=size)
-    pts = model.landmarks_3d(model.template, scheme).numpy()
-    px, _ = look_from_front(pts, size, centre=(verts.min(0) + verts.max(0)) / 2,
-                            extent=float((verts.max(0) - verts.min(0))[:2].max()))
+    from .camera import project
+
+    centre, extent = model_framing(model)
+    img = model_preview(model, size=size, centre=centre, extent=extent)
+    cam = orbit_camera(centre, extent, size)
+    pts = model.landmarks_3d(model.template, scheme)
+    px = project(pts, cam).pixels.numpy()
     img = draw_landmarks(img, px, radius=2.5 if scheme == "ibug68" else 1.2, numbers=scheme == "ibug68" and size >= 512)
     return label(img, f"{model.name}: {scheme} ({len(pts)} points)")
 
@@ -150,9 +165,7 @@ def expression_sheet(model: FaceModel, names: list[str] | None = None, size: int
                      weight: float = 1.0) -> Image.Image:
     """One tile per expression at ``weight``; half-profile tiles where depth is the point."""
     names = list(names or model.expression_names[:52])
-    verts0 = model.template.numpy()
-    centre = (verts0.min(0) + verts0.max(0)) / 2
-    extent = float((verts0.max(0) - verts0.min(0))[:2].max())
+    centre, extent = model_framing(model)
     side_view = {"jawForward", "mouthFunnel", "mouthPucker", "tongueOut", "cheekPuff", "mouthRollLower",
                  "mouthRollUpper"}
     # Shapes that ARKit only uses together with an open jaw are shown with it.
@@ -167,6 +180,6 @@ def expression_sheet(model: FaceModel, names: list[str] | None = None, size: int
         v = model.vertices(expression=e)
         yaw = 35.0 if name.split(" ")[0] in side_view else 0.0
         img = render_preview(v, model.faces, vertex_colours(model), size=size, yaw_degrees=yaw,
-                             centre=centre, extent=extent * 0.8)
+                             centre=centre, extent=extent)
         tiles.append(label(img, name))
     return contact_sheet(tiles, columns=8)

@@ -43,7 +43,21 @@ def test_sheet_for_ict(ict_dir, tmp_path):
                           str(tmp_path)], capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stderr
     names = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert names == ["ict_expressions.png", "ict_landmarks_ibug68.png", "ict_landmarks_mediapipe478.png"]
+    assert names == ["ict_expressions.png", "ict_landmarks_ibug68.png", "ict_landmarks_mediapipe478.png",
+                     "ict_lighting.png"]
+
+
+def test_still_renders_a_posed_lit_model(tmp_path):
+    out = tmp_path / "still.png"
+    res = run("still", "--model", "builtin", "--expression", "jawOpen=1", "--yaw", "20", "--lighting", "side",
+              "--size", "128", "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    img = Image.open(out).convert("RGB")
+    assert img.size == (128, 128)
+    import numpy as np
+
+    a = np.asarray(img).astype(float)
+    assert a[64, 64].sum() > a[2, 2].sum() + 60  # a face in the middle, background at the corner
 
 
 def test_mesh_writes_posed_model(tmp_path):
@@ -61,6 +75,8 @@ def test_mesh_writes_posed_model(tmp_path):
         (["mesh", "--expression", "jawOpen=wide", "-o", "{tmp}/x.glb"], "NAME=WEIGHT"),
         (["mesh", "-o", "{tmp}/missing/x.glb"], "does not exist"),
         (["mesh", "-o", "{tmp}/x.xyz"], "xyz"),
+        (["still", "-o", "{tmp}/x.jpg"], "PNG"),
+        (["still", "--identity", "500=1", "-o", "{tmp}/x.png"], "INDEX"),
     ],
 )
 def test_bad_input_exits_non_zero_and_leaves_nothing(tmp_path, args, message):
