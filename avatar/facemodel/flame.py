@@ -107,7 +107,9 @@ def load_flame(
       jaw line: it is stored as ``ibug51``, and ``ibug68`` only exists when
       ``flame_dynamic_embedding.npy`` is also there, whose frontal (yaw 0) contour row
       gives the 17 jaw-line points, as FLAME's own layer concatenates them. Without
-      any of these files ``landmarks`` is empty (a registration step adds them).
+      any of these files the built-in model is registered onto FLAME by the eye joints
+      (approximate); schemes still missing (``mediapipe478`` always) are registered
+      through iBUG-68 as for ICT (:func:`avatar.facemodel.landmarks.complete_landmarks`).
     * regions: MPI's ``FLAME_masks.pkl`` (or ``FLAME_masks/FLAME_masks.pkl``) gives
       ``face``, ``lips``, ``eyes`` (both eyeballs), ``scalp``, ``neck``; otherwise the
       approximate rules of :func:`_geometric_regions` are used.
@@ -192,6 +194,21 @@ def load_flame(
         joint_names=FLAME_JOINT_NAMES,
     )
     check_skinning(skinning, V)
+    # Schemes the files beside the model did not give are registered from the built-in
+    # model (see complete_landmarks): eyeball centres are FLAME's eye joints.
+    from .landmarks import complete_landmarks
+
+    template_t = torch.as_tensor(template, dtype=torch.float64)
+    joints = torch.as_tensor(regressor, dtype=torch.float64) @ template_t
+    given = {name: LandmarkEmbedding(torch.as_tensor(fi, dtype=torch.long), torch.as_tensor(bary, dtype=torch.float32),
+                                     name) for name, (fi, bary) in landmarks.items()}
+    # FLAME's surface is skin and eyeballs only (no lash or occlusion shells): all of it
+    # may receive landmarks.
+    completed = complete_landmarks(template_t, torch.as_tensor(faces, dtype=torch.long), given,
+                                   surface_mask=None,
+                                   eye_centres=joints[[FLAME_JOINT_NAMES.index("eye_left"),
+                                                       FLAME_JOINT_NAMES.index("eye_right")]])
+    landmarks = {name: (emb.face_index.numpy(), emb.bary.numpy()) for name, emb in completed.items()}
     return FaceModel(
         name="flame",
         template=tensor(template),

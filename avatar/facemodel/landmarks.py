@@ -217,3 +217,57 @@ def mirror_pairs(points: np.ndarray, tol: float = np.inf) -> np.ndarray:
     pairs = np.empty(len(points), np.int64)
     pairs[rows] = cols
     return pairs
+
+
+def complete_landmarks(
+    template: Tensor,  # [V, 3]
+    faces: Tensor,  # [F, 3]
+    landmarks: dict[str, LandmarkEmbedding],
+    surface_mask: Tensor | None = None,  # [V] bool
+    eye_centres: Tensor | None = None,  # [2, 3] (subject's left, right) eyeball centres
+) -> dict[str, LandmarkEmbedding]:
+    """Add the schemes a model lacks (``ibug68``, ``mediapipe478``) by registering the
+    built-in model onto it.
+
+    - ``ibug68`` missing but ``ibug51`` known (FLAME's static embedding): the built-in
+      model's iBUG-68 is warped through the 51 shared points (similarity + thin-plate
+      spline) and projected on the surface; the 51 given points are kept as they are.
+    - neither known: the built-in model is placed by the eyeball centres (scale and
+      translation; both models are in the canonical frame, +y up, +z forward) and its
+      iBUG-68 points are projected on the surface: approximate (a few mm), and said so.
+    - ``mediapipe478`` missing: registered through iBUG-68 as for ICT.
+    """
+    from .builtin import load_builtin
+
+    out = dict(landmarks)
+    faces = torch.as_tensor(faces, dtype=torch.long)
+    builtin = load_builtin()
+    keep = torch.arange(faces.shape[0])
+    if surface_mask is not None:
+        keep = keep[surface_mask[faces].all(-1)]
+        if len(keep) == 0:
+            raise ValueError("the surface mask selects no triangle to put landmarks on")
+    if "ibug68" not in out and "ibug51" in out:
+        emb51 = out["ibug51"]
+        anchors = barycentric_points(template, faces, emb51.face_index, emb51.bary)
+        src51 = builtin.landmarks_3d(builtin.template, "ibug68")[17:].double()
+        s, R, t = similarity_transform(src51, anchors)
+        to_target = lambda x: s * x.double() @ R.T + t  # noqa: E731
+        warp = thin_plate_warp(to_target(src51), anchors.double(), regularization=1e-5)
+        jaw = warp(to_target(builtin.landmarks_3d(builtin.template, "ibug68")[:17]))
+        fi, bary, _ = closest_points_on_mesh(jaw, template.double(), faces[keep])
+        out["ibug68"] = LandmarkEmbedding(torch.cat([keep[fi], emb51.face_index]),
+                                          torch.cat([bary, emb51.bary.float()]), "ibug68")
+    elif "ibug68" not in out and eye_centres is not None:
+        eyes = builtin.regions["eyes"]
+        x = builtin.template[:, 0]
+        src = torch.stack([builtin.template[eyes & (x > 0)].mean(0), builtin.template[eyes & (x < 0)].mean(0)])
+        src, dst = src.double(), eye_centres.double()
+        s = (dst[0] - dst[1]).norm() / (src[0] - src[1]).norm()
+        t = dst.mean(0) - s * src.mean(0)
+        pts = s * builtin.landmarks_3d(builtin.template, "ibug68").double() + t
+        fi, bary, _ = closest_points_on_mesh(pts, template.double(), faces[keep])
+        out["ibug68"] = LandmarkEmbedding(keep[fi], bary, "ibug68")
+    if "mediapipe478" not in out and "ibug68" in out:
+        out["mediapipe478"] = register_mediapipe_embedding(template, faces, out["ibug68"], surface_mask)
+    return out

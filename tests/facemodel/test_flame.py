@@ -352,7 +352,9 @@ def test_load_flame_smoke_and_shapes(flame_file, flame_arrays):
     assert model.skinning.pose_basis.shape == (V, 3, 36)
     assert model.rigid_mask.shape == (V,) and model.rigid_mask.dtype == torch.bool
     assert set(model.regions) == {"face", "lips", "eyes", "scalp", "neck"}
-    assert model.landmarks == {}
+    # No embedding file beside it: both schemes are registered from the built-in model.
+    assert set(model.landmarks) == {"ibug68", "mediapipe478"}
+    assert len(model.landmarks["ibug68"]) == 68 and len(model.landmarks["mediapipe478"]) == 478
     assert model.licence == FLAME_LICENCE and "not redistributable" in FLAME_LICENCE
     assert model.vertices().shape == (V, 3)
 
@@ -440,7 +442,9 @@ def test_landmarks_and_masks_beside_the_model(tmp_path, flame_arrays):
     assert static.startswith(b"(dp0\nS'lmk_face_idx'\n") and b"cnumpy.core.multiarray\n_reconstruct\n" in static
     (tmp_path / "flame_static_embedding.pkl").write_bytes(static)
     model = load_flame(path)
-    assert set(model.landmarks) == {"ibug51"}  # 51 static points: no invented jaw line
+    # The 51 static points are kept; the jaw line and MediaPipe-478 are registered.
+    assert set(model.landmarks) == {"ibug51", "ibug68", "mediapipe478"}
+    np.testing.assert_array_equal(model.landmarks["ibug68"].face_index[17:].numpy(), static_fi)
     np.testing.assert_array_equal(model.landmarks["ibug51"].face_index.numpy(), static_fi)
 
     dyn_fi = rng.integers(0, F, size=(79, 17))
@@ -554,3 +558,41 @@ def test_skin_vertices_bad_inputs():
         skin_vertices(torch.zeros(6, 3, dtype=torch.float64), torch.zeros(4, 3, dtype=torch.float64), skinning)
     with pytest.raises(ValueError, match="broadcast"):
         skin_vertices(torch.zeros(2, 7, 3, dtype=torch.float64), torch.zeros(3, 4, 3, dtype=torch.float64), skinning)
+
+
+def test_landmarks_registered_on_a_face_shaped_flame(tmp_path):
+    """A FLAME file whose surface is the built-in model's face and eyes: the iBUG-68 and
+    MediaPipe-478 points registered through the eye joints land where the built-in
+    model has them (within 3 mm; the eye joints fix scale and position only)."""
+    from avatar.facemodel import load
+
+    builtin = load("builtin")
+    keep = builtin.regions["face"] | builtin.regions["eyes"]
+    index = torch.full((builtin.num_vertices,), -1, dtype=torch.long)
+    index[keep] = torch.arange(int(keep.sum()))
+    faces = index[builtin.faces[keep[builtin.faces].all(-1)]].numpy().astype(np.uint32)
+    template = builtin.template[keep].double().numpy()
+    V = len(template)
+    arrays = make_flame()
+    x = template[:, 0]
+    eyes = builtin.regions["eyes"][keep].numpy()
+    regressor = np.zeros((5, V))
+    regressor[0, :] = 1.0 / V
+    regressor[1, :] = 1.0 / V
+    regressor[2, :] = 1.0 / V
+    regressor[3, eyes & (x > 0)] = 1.0 / (eyes & (x > 0)).sum()  # eye_left: the subject's left
+    regressor[4, eyes & (x < 0)] = 1.0 / (eyes & (x < 0)).sum()
+    rng = np.random.default_rng(0)
+    arrays.update({
+        "f": faces, "v_template": template, "J_regressor": scipy.sparse.csc_matrix(regressor),
+        "J": regressor @ template, "weights": rng.dirichlet(np.full(5, 0.3), size=V),
+        "posedirs": np.zeros((V, 3, 36)), "shapedirs": np.zeros((V, 3, 400)),
+    })
+    path = tmp_path / "generic_model.pkl"
+    path.write_bytes(flame_bytes(arrays))
+    model = load_flame(path, dtype=torch.float64)
+    for scheme in ("ibug68", "mediapipe478"):
+        got = model.landmarks_3d(model.template, scheme)
+        want = builtin.landmarks_3d(builtin.template, scheme).double()
+        err = (got - want).norm(dim=-1)
+        assert float(err.median()) < 0.001 and float(err.max()) < 0.003, (scheme, float(err.max()))
