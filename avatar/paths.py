@@ -63,6 +63,16 @@ def asset_path(name: str) -> Path:
     return path
 
 
+def _writable_folder(path: Path) -> Path:
+    """The folder a file will be written to; a clear error when it cannot be."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"cannot write {path}: folder {folder} is not writable; choose another output path")
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
@@ -71,11 +81,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
     Raises a clear error if the folder is missing or not writable.
     """
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK):
-        raise PermissionError(f"cannot write {path}: folder {folder} is not writable; choose another output path")
+    folder = _writable_folder(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
     try:
         with os.fdopen(fd, mode) as handle:
@@ -95,11 +101,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     The temporary name keeps the file's suffix so that writers choosing a format by suffix work.
     """
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK):
-        raise PermissionError(f"cannot write {path}: folder {folder} is not writable; choose another output path")
+    folder = _writable_folder(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=folder)
     os.close(fd)
     try:
