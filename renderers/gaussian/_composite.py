@@ -1,0 +1,264 @@
+"""Front-to-back alpha compositing of projected Gaussians, tile by tile (the 3DGS rules):
+
+    sigma = 0.5 (a dx^2 + c dy^2) + b dx dy,  d = pixel centre - mean2d
+    alpha = min(0.999, opacity exp(-sigma)); skipped when sigma < 0 or alpha < 1/255
+    a Gaussian whose inclusion would bring the transmittance T to 1e-4 or below ends
+    the pixel and is not included (early termination)
+    colour = sum_k alpha_k T_k c_k + T_final background,  alpha_out = 1 - T_final
+
+``composite_reference`` writes this with PyTorch tensors (autograd gives the
+gradients); ``composite_cpu`` runs numba kernels with the hand-written 3DGS backward.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ._project import Tiles
+
+ALPHA_MIN = 1.0 / 255.0
+ALPHA_MAX = 0.999
+T_MIN = 1e-4
+TILES_PER_CHUNK = 64
+
+
+def _tile_pixels(C: int, th: int, tw: int, tile_size: int):
+    """Pixel offsets inside a tile: [S*S, 2] (x, y)."""
+    r = torch.arange(tile_size)
+    yy, xx = torch.meshgrid(r, r, indexing="ij")
+    return torch.stack([xx.reshape(-1), yy.reshape(-1)], -1)
+
+
+def composite_reference(
+    means2d: Tensor,  # [C, N, 2]
+    conics: Tensor,  # [C, N, 3]
+    colors: Tensor,  # [C, N, D]
+    opacities: Tensor,  # [C, N]
+    tiles: Tiles,
+    width: int,
+    height: int,
+    tile_size: int,
+    background: Tensor,  # [C, D]
+) -> tuple[Tensor, Tensor]:  # image [C, H, W, D], alpha [C, H, W]
+    C, N, D = colors.shape
+    _, th, tw = tiles.offsets.shape
+    dtype = colors.dtype
+    m2 = means2d.reshape(C * N, 2)
+    cn = conics.reshape(C * N, 3)
+    co = colors.reshape(C * N, D)
+    op = opacities.reshape(C * N)
+    local = _tile_pixels(C, th, tw, tile_size)  # [P, 2]
+    out_img = torch.zeros(C, th * tile_size, tw * tile_size, D, dtype=dtype)
+    out_T = torch.ones(C, th * tile_size, tw * tile_size, dtype=dtype)
+    counts = tiles.counts.reshape(-1)
+    offsets = tiles.offsets.reshape(-1)
+    busy = torch.nonzero(counts > 0).squeeze(1)
+    img_rows, T_rows = [], []
+    for start in range(0, len(busy), TILES_PER_CHUNK):
+        tid = busy[start:start + TILES_PER_CHUNK]  # [G] flat tile ids (camera, ty, tx)
+        n = counts[tid]
+        L = int(n.max())
+        slot = torch.arange(L)
+        valid = slot[None] < n[:, None]  # [G, L]
+        gid = tiles.ids[(offsets[tid, None] + slot[None]).clamp_max(len(tiles.ids) - 1)]  # [G, L]
+        tx = tid % tw
+        ty = (tid // tw) % th
+        pix = torch.stack([tx * tile_size, ty * tile_size], -1)[:, None] + local[None]  # [G, P, 2]
+        centre = pix.to(dtype) + 0.5
+        d = centre[:, :, None, :] - m2[gid][:, None]  # [G, P, L, 2]
+        c = cn[gid][:, None]  # [G, 1, L, 3]
+        sigma = 0.5 * (c[..., 0] * d[..., 0] ** 2 + c[..., 2] * d[..., 1] ** 2) + c[..., 1] * d[..., 0] * d[..., 1]
+        alpha = torch.clamp_max(op[gid][:, None] * torch.exp(-sigma), ALPHA_MAX)  # [G, P, L]
+        used = valid[:, None] & (sigma >= 0) & (alpha >= ALPHA_MIN)
+        alpha = torch.where(used, alpha, torch.zeros_like(alpha))
+        T_incl = torch.cumprod(1 - alpha, -1)
+        alive = T_incl > T_MIN  # monotone: once a pixel terminates, later Gaussians stay out
+        alpha = torch.where(alive, alpha, torch.zeros_like(alpha))
+        T_after = torch.cumprod(1 - alpha, -1)
+        T_before = torch.cat([torch.ones_like(T_after[..., :1]), T_after[..., :-1]], -1)
+        w = alpha * T_before  # [G, P, L]
+        img_rows.append((tid, pix, (w[..., None] * co[gid][:, None]).sum(-2), T_after[..., -1]))
+    for tid, pix, img, T in img_rows:
+        cam = tid // (th * tw)
+        cam = cam[:, None].expand(-1, pix.shape[1])
+        out_img = out_img.index_put((cam, pix[..., 1], pix[..., 0]), img)
+        out_T = out_T.index_put((cam, pix[..., 1], pix[..., 0]), T)
+    out_img = out_img[:, :height, :width]
+    out_T = out_T[:, :height, :width]
+    image = out_img + out_T[..., None] * background[:, None, None, :].to(dtype)
+    return image, 1 - out_T
+
+
+# ------------------------------------------------------------------------ numba path
+_kernels = None
+
+
+def _compile():
+    global _kernels
+    if _kernels is not None:
+        return _kernels
+    import numba as nb
+
+    @nb.njit(parallel=True, cache=True, nogil=True)
+    def forward(m2, cn, co, op, offsets, counts, ids, tw, th, S, W, H, bg, out_img, out_T, out_last):  # pragma: no cover
+        D = co.shape[1]
+        n_tiles = counts.shape[0]
+        for t in nb.prange(n_tiles):
+            n = counts[t]
+            cam = t // (th * tw)
+            ty = (t // tw) % th
+            tx = t % tw
+            for py in range(ty * S, min(ty * S + S, H)):
+                for px in range(tx * S, min(tx * S + S, W)):
+                    T = 1.0
+                    last = 0
+                    acc = np.zeros(D)
+                    cxp = px + 0.5
+                    cyp = py + 0.5
+                    for k in range(n):
+                        g = ids[offsets[t] + k]
+                        dx = cxp - m2[g, 0]
+                        dy = cyp - m2[g, 1]
+                        sigma = 0.5 * (cn[g, 0] * dx * dx + cn[g, 2] * dy * dy) + cn[g, 1] * dx * dy
+                        if sigma < 0.0:
+                            continue
+                        alpha = min(0.999, op[g] * np.exp(-sigma))
+                        if alpha < 1.0 / 255.0:
+                            continue
+                        nT = T * (1.0 - alpha)
+                        if nT <= 1e-4:
+                            break
+                        w = alpha * T
+                        for d in range(D):
+                            acc[d] += w * co[g, d]
+                        T = nT
+                        last = k + 1
+                    for d in range(D):
+                        out_img[cam, py, px, d] = acc[d] + T * bg[cam, d]
+                    out_T[cam, py, px] = T
+                    out_last[cam, py, px] = last
+
+    @nb.njit(parallel=True, cache=True, nogil=True)
+    def backward(m2, cn, co, op, offsets, counts, ids, tw, th, S, W, H, bg, out_T, out_last, g_img, g_alpha,
+                 g_m2, g_cn, g_co, g_op):  # pragma: no cover
+        D = co.shape[1]
+        n_tiles = counts.shape[0]
+        for t in nb.prange(n_tiles):
+            tid = nb.get_thread_id()
+            cam = t // (th * tw)
+            ty = (t // tw) % th
+            tx = t % tw
+            for py in range(ty * S, min(ty * S + S, H)):
+                for px in range(tx * S, min(tx * S + S, W)):
+                    T_final = out_T[cam, py, px]
+                    T = T_final
+                    after = np.empty(D)  # colour of everything behind the current Gaussian
+                    for d in range(D):
+                        after[d] = T_final * bg[cam, d]
+                    cxp = px + 0.5
+                    cyp = py + 0.5
+                    ga = g_alpha[cam, py, px]
+                    for k in range(out_last[cam, py, px] - 1, -1, -1):
+                        g = ids[offsets[t] + k]
+                        dx = cxp - m2[g, 0]
+                        dy = cyp - m2[g, 1]
+                        sigma = 0.5 * (cn[g, 0] * dx * dx + cn[g, 2] * dy * dy) + cn[g, 1] * dx * dy
+                        if sigma < 0.0:
+                            continue
+                        e = np.exp(-sigma)
+                        raw = op[g] * e
+                        alpha = min(0.999, raw)
+                        if alpha < 1.0 / 255.0:
+                            continue
+                        one_minus = 1.0 - alpha
+                        T = T / one_minus  # transmittance in front of this Gaussian
+                        w = alpha * T
+                        dL_dalpha = ga * T_final / one_minus
+                        for d in range(D):
+                            gi = g_img[cam, py, px, d]
+                            g_co[tid, g, d] += w * gi
+                            dL_dalpha += gi * (T * co[g, d] - after[d] / one_minus)
+                            after[d] += w * co[g, d]
+                        if raw < 0.999:
+                            g_op[tid, g] += dL_dalpha * e
+                            dL_dsigma = -dL_dalpha * raw
+                            g_cn[tid, g, 0] += dL_dsigma * 0.5 * dx * dx
+                            g_cn[tid, g, 1] += dL_dsigma * dx * dy
+                            g_cn[tid, g, 2] += dL_dsigma * 0.5 * dy * dy
+                            g_m2[tid, g, 0] += -dL_dsigma * (cn[g, 0] * dx + cn[g, 1] * dy)
+                            g_m2[tid, g, 1] += -dL_dsigma * (cn[g, 2] * dy + cn[g, 1] * dx)
+
+    _kernels = (forward, backward)
+    return _kernels
+
+
+class _CompositeCPU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, m2, cn, co, op, bg, tiles_offsets, tiles_counts, ids, width, height, tile_size):
+        forward_kernel, _ = _compile()
+        C, N, D = co.shape
+        _, th, tw = tiles_offsets.shape
+        args = [x.detach().double().reshape(C * N, -1).contiguous().numpy() for x in (m2, cn, co)]
+        opn = op.detach().double().reshape(C * N).contiguous().numpy()
+        off = tiles_offsets.reshape(-1).numpy().astype(np.int64)
+        cnt = tiles_counts.reshape(-1).numpy().astype(np.int64)
+        idn = ids.numpy().astype(np.int64)
+        bgn = bg.detach().double().contiguous().numpy()
+        img = np.empty((C, height, width, D))
+        T = np.empty((C, height, width))
+        last = np.empty((C, height, width), np.int64)
+        forward_kernel(args[0], args[1], args[2], opn, off, cnt, idn, tw, th, tile_size, width, height, bgn,
+                       img, T, last)
+        ctx.saved = (args, opn, off, cnt, idn, bgn, T, last, tw, th, tile_size, width, height, C, N, D)
+        ctx.dtypes = co.dtype
+        return torch.from_numpy(img).to(co.dtype), torch.from_numpy(1 - T).to(co.dtype)
+
+    @staticmethod
+    def backward(ctx, g_img, g_alpha):
+        _, backward_kernel = _compile()
+        args, opn, off, cnt, idn, bgn, T, last, tw, th, S, W, H, C, N, D = ctx.saved
+        import numba
+
+        threads = numba.get_num_threads()
+        g_m2 = np.zeros((threads, C * N, 2))
+        g_cn = np.zeros((threads, C * N, 3))
+        g_co = np.zeros((threads, C * N, D))
+        g_op = np.zeros((threads, C * N))
+        gi = (g_img if g_img is not None else torch.zeros(C, H, W, D)).double().contiguous().numpy()
+        ga = (g_alpha if g_alpha is not None else torch.zeros(C, H, W)).double().contiguous().numpy()
+        backward_kernel(args[0], args[1], args[2], opn, off, cnt, idn, tw, th, S, W, H, bgn, T, last, gi, ga,
+                        g_m2, g_cn, g_co, g_op)
+        dt = ctx.dtypes
+
+        def out(a, *shape):
+            return torch.from_numpy(a.sum(0)).to(dt).reshape(*shape)
+
+        # d colour / d background = T_final
+        g_bg = (torch.from_numpy(T)[..., None] * torch.from_numpy(gi)).sum((1, 2)).to(dt)
+        return (out(g_m2, C, N, 2), out(g_cn, C, N, 3), out(g_co, C, N, D), out(g_op, C, N), g_bg,
+                None, None, None, None, None, None)
+
+
+def composite_cpu(
+    means2d: Tensor,  # [C, N, 2]
+    conics: Tensor,  # [C, N, 3]
+    colors: Tensor,  # [C, N, D]
+    opacities: Tensor,  # [C, N]
+    tiles: Tiles,
+    width: int,
+    height: int,
+    tile_size: int,
+    background: Tensor,  # [C, D]
+) -> tuple[Tensor, Tensor]:
+    return _CompositeCPU.apply(means2d, conics, colors, opacities, background, tiles.offsets, tiles.counts,
+                               tiles.ids, width, height, tile_size)
+
+
+def numba_available() -> tuple[bool, str]:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False, "numba is not installed (pip install numba)"
+    return True, "numba"
