@@ -1,6 +1,7 @@
 """File I/O of the engine's data (CONVENTIONS 1: files are read and written only here).
 
 ``mesh``: OBJ, PLY and GLB meshes that keep the file's vertex topology.
+``gaussians``: 3D Gaussian splats in the 3DGS PLY layout and glTF with KHR_gaussian_splatting.
 """
 
 from avatar.io.mesh import (
@@ -30,3 +31,10 @@ __all__ = [
     "write_obj",
     "write_ply",
 ]
+
+# Gaussian splats: the format-specific functions stay in the module (``gaussians.read_ply``
+# reads splats, while ``read_ply`` above reads meshes).
+from avatar.io import gaussians  # noqa: E402
+from avatar.io.gaussians import Gaussians, read_gaussians, write_gaussians  # noqa: E402
+
+__all__ += ["Gaussians", "gaussians", "read_gaussians", "write_gaussians"]
