@@ -24,9 +24,12 @@ ignored), ascii and big-endian files too, and infers the SH degree from the numb
 ``f_rest_*`` properties (0, 9, 24, 45 for degrees 0..3).
 
 **glTF 2.0** (``.glb``; ``.gltf`` with the buffer embedded as a base64 ``data:`` URI) with
-``KHR_gaussian_splatting``. Spec text followed: the KhronosGroup/glTF README of the
-extension with status "Release Candidate" (copyright 2026, after the April 2026 editorial
-pass that made scales linear, cf. KhronosGroup/glTF issue #2563). One mesh with one
+``KHR_gaussian_splatting``. Spec text followed: the extension's README
+(``extensions/2.0/Khronos/KHR_gaussian_splatting/README.md``) with status "Release
+Candidate", copyright 2026, the text on KhronosGroup/glTF main that exporters were fixed
+against in June 2026 (playcanvas/splat-transform #267). Earlier versions differ: the
+"Review Draft" (copyright 2015-2025) stored SCALE as logarithms and said less about
+quaternions; the first drafts used COLOR_0 with ``_ROTATION``/``_SCALE``. One mesh with one
 primitive, ``mode`` 0 (POINTS), the extension object
 ``{"kernel": "ellipse", "colorSpace": "srgb_rec709_display"}`` on the primitive (projection
 and sorting method left at their defaults, ``perspective``/``cameraDistance``), the
@@ -37,8 +40,8 @@ shows a point cloud). Attributes, all float, one 4-byte aligned bufferView each:
 - ``KHR_gaussian_splatting:ROTATION`` VEC4 unit quaternion in glTF order **xyzw**: the
   writer normalizes ``quats`` (the spec requires unit length), so a round trip gives
   ``quats / |quats|``, reordered back to wxyz;
-- ``KHR_gaussian_splatting:SCALE`` VEC3 **linear** (the ratified text: "Scale values are
-  linear and MUST NOT be negative"; earlier drafts stored log scales);
+- ``KHR_gaussian_splatting:SCALE`` VEC3 **linear** (the Release Candidate: "Scale values
+  are linear and MUST NOT be negative"; the Review Draft stored log scales);
 - ``KHR_gaussian_splatting:OPACITY`` SCALAR, linear 0..1 (after the sigmoid);
 - ``KHR_gaussian_splatting:SH_DEGREE_l_COEF_n`` VEC3 (r, g, b) for **every** degree
   ``l <= sh_degree`` and ``n = 0..2l`` (n = m + l, lowest order first, as the spec
@@ -47,13 +50,21 @@ shows a point cloud). Attributes, all float, one 4-byte aligned bufferView each:
   ``clamp(0.5 + SH_C0 * sh_dc, 0, 1)`` decoded from sRGB to linear, A = opacity. The
   reader ignores it.
 
+Khronos glTF-Validator 2.0.0-dev.3.10 (the latest release) reports the extension's
+``KHR_gaussian_splatting:*`` attribute names as MESH_PRIMITIVE_INVALID_ATTRIBUTE errors: it
+predates extension-prefixed semantics (KhronosGroup/glTF-Validator issue #252; base-spec
+change KhronosGroup/glTF PR #2514). Apart from those the files validate with 0 errors
+(``tools/gltf_validate.mjs --accept-extension-semantics``).
+
 The colour space is written as ``srgb_rec709_display``: the coefficients are those of
 3DGS/gsplat training on ordinary (sRGB-encoded) photographs. The reader takes every
 primitive with the extension in every mesh (concatenated; node transforms are not
 applied), accepts the quantized component types the spec allows (normalized integers
 are dequantized), infers the SH degree from the complete degrees present, and reads
-files of the pre-ratification drafts that stored log scales: a negative SCALE value can
-only be a logarithm, so such a file is exponentiated with a warning.
+files of the earlier drafts that stored log scales: a negative SCALE value can only be
+a logarithm, so such a file is exponentiated with a warning. Positions, rotations and
+SH are written without any axis conversion: the engine's model space (+y up, +z out of
+the face, metres) is glTF's (+Y up, +Z front, metres).
 
 Every writer builds the file in memory and writes it through
 :func:`avatar.paths.atomic_write`, so a failed write leaves no partial file.
@@ -621,8 +632,8 @@ def read_gltf(path: PathLike) -> Gaussians:
     merged["sh"] = np.concatenate([piece["sh"][:, :K] for piece in pieces])
     if merged["scales"].size and float(merged["scales"].min()) < 0.0:
         warnings.warn(
-            f"{path}: negative {_SCALE} values: reading them as log scales of a pre-ratification "
-            "KHR_gaussian_splatting draft (the ratified extension stores linear scales)",
+            f"{path}: negative {_SCALE} values: reading them as log scales of an earlier "
+            "KHR_gaussian_splatting draft (the Release Candidate stores linear scales)",
             stacklevel=2,
         )
         merged["scales"] = np.exp(merged["scales"])

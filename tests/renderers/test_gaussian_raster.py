@@ -188,9 +188,10 @@ def test_bad_input_raises():
 
 
 def test_fit_a_photo(shared):
-    """3,072 Gaussians fitted to a real photo reach 26 dB PSNR in 150 Adam steps on the
-    CPU (colours alone, with positions and shapes frozen, stay near 20 dB: a broken
-    gradient to means, scales or opacities fails this)."""
+    """3,025 Gaussians fitted to a real photo (64x64) reach 38 dB PSNR in 150 Adam steps
+    on the CPU (measured: 44.4 dB). Colours alone, with positions, shapes and opacities
+    frozen, reach 30.8 dB in the same steps: a broken gradient to means, scales,
+    rotations or opacities fails this."""
     from PIL import Image
 
     img = Image.open(shared / "data" / "faces" / "grace_hopper.jpg").convert("RGB").resize((64, 64))
@@ -227,4 +228,4 @@ def test_fit_a_photo(shared):
     with torch.no_grad():
         mse = float((render().clamp(0, 1) - target).pow(2).mean())
     psnr = -10 * math.log10(mse)
-    assert psnr > 26.0, psnr
+    assert psnr > 38.0, psnr
