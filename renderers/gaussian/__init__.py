@@ -128,7 +128,8 @@ def rasterize_gaussians(
     if name == "reference":
         img, alpha = composite_reference(proj.means2d, proj.conics, feats, op, tiles, width, height, tile_size, bg)
     elif name == "cpu":
-        img, alpha = composite_cpu(proj.means2d, proj.conics, feats, op, tiles, width, height, tile_size, bg)
+        img, alpha = composite_cpu(proj.radii, proj.means2d, proj.conics, feats, op, tiles, width, height, tile_size,
+                                   bg)
     else:
         raise ValueError(f"unknown backend {backend!r}; use auto, reference, cpu or gsplat")
     return GaussianRender(img[..., :3], alpha[..., None], img[..., 3:], proj.means2d, proj.radii, proj.conics, tiles)

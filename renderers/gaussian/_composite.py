@@ -21,7 +21,7 @@ from ._project import Tiles
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.999
 T_MIN = 1e-4
-TILES_PER_CHUNK = 64
+PAIRS_PER_CHUNK = 4_000_000  # (pixel, Gaussian) pairs evaluated at once by the reference
 
 
 def _tile_pixels(C: int, th: int, tw: int, tile_size: int):
@@ -55,9 +55,16 @@ def composite_reference(
     counts = tiles.counts.reshape(-1)
     offsets = tiles.offsets.reshape(-1)
     busy = torch.nonzero(counts > 0).squeeze(1)
-    img_rows, T_rows = [], []
-    for start in range(0, len(busy), TILES_PER_CHUNK):
-        tid = busy[start:start + TILES_PER_CHUNK]  # [G] flat tile ids (camera, ty, tx)
+    busy = busy[torch.argsort(counts[busy])]  # similar lengths together: less padding
+    img_rows = []
+    start = 0
+    while start < len(busy):
+        # Tiles are sorted by length, so the chunk's padded cost is (tiles) x (pixels) x (last length).
+        rest = counts[busy[start:]]
+        cost = torch.arange(1, len(rest) + 1) * tile_size * tile_size * rest
+        step = max(1, int((cost <= PAIRS_PER_CHUNK).sum()))
+        tid = busy[start:start + step]  # [G] flat tile ids (camera, ty, tx)
+        start += step
         n = counts[tid]
         L = int(n.max())
         slot = torch.arange(L)
@@ -101,104 +108,153 @@ def _compile():
         return _kernels
     import numba as nb
 
+    # Gaussian-major inside each tile: every Gaussian, front to back, visits only the
+    # pixels of its screen box (centre +- radius), which are the only ones where its
+    # alpha can reach 1/255 (radius >= 3.33 sigma per axis, and exp(-3.33^2 / 2) < 1/255).
+    # Per pixel the order and the arithmetic are those of the reference.
     @nb.njit(parallel=True, cache=True, nogil=True)
-    def forward(m2, cn, co, op, offsets, counts, ids, tw, th, S, W, H, bg, out_img, out_T, out_last):  # pragma: no cover
-        D = co.shape[1]
+    def forward(m2, cn, co, op, rad, offsets, counts, ids, tw, th, S, W, H, bg, out_img, out_T,
+                out_last):  # pragma: no cover
         n_tiles = counts.shape[0]
         for t in nb.prange(n_tiles):
             n = counts[t]
             cam = t // (th * tw)
             ty = (t // tw) % th
             tx = t % tw
-            for py in range(ty * S, min(ty * S + S, H)):
-                for px in range(tx * S, min(tx * S + S, W)):
-                    T = 1.0
-                    last = 0
-                    acc = np.zeros(D)
-                    cxp = px + 0.5
-                    cyp = py + 0.5
-                    for k in range(n):
-                        g = ids[offsets[t] + k]
-                        dx = cxp - m2[g, 0]
-                        dy = cyp - m2[g, 1]
-                        sigma = 0.5 * (cn[g, 0] * dx * dx + cn[g, 2] * dy * dy) + cn[g, 1] * dx * dy
+            x0, y0 = tx * S, ty * S
+            x1, y1 = min(x0 + S, W), min(y0 + S, H)
+            T = np.ones(S * S)
+            acc = np.zeros((S * S, 4))
+            last = np.zeros(S * S, np.int64)
+            done = np.zeros(S * S, np.bool_)
+            for k in range(n):
+                g = ids[offsets[t] + k]
+                mx, my = m2[g, 0], m2[g, 1]
+                gx0 = max(x0, int(np.floor(mx - rad[g, 0] - 0.5)))
+                gx1 = min(x1, int(np.ceil(mx + rad[g, 0] - 0.5)) + 1)
+                gy0 = max(y0, int(np.floor(my - rad[g, 1] - 0.5)))
+                gy1 = min(y1, int(np.ceil(my + rad[g, 1] - 0.5)) + 1)
+                ca, cb, cc, o = cn[g, 0], cn[g, 1], cn[g, 2], op[g]
+                for py in range(gy0, gy1):
+                    dy = py + 0.5 - my
+                    for px in range(gx0, gx1):
+                        p = (py - y0) * S + (px - x0)
+                        if done[p]:
+                            continue
+                        dx = px + 0.5 - mx
+                        sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
                         if sigma < 0.0:
                             continue
-                        alpha = min(0.999, op[g] * np.exp(-sigma))
+                        alpha = min(0.999, o * np.exp(-sigma))
                         if alpha < 1.0 / 255.0:
                             continue
-                        nT = T * (1.0 - alpha)
+                        nT = T[p] * (1.0 - alpha)
                         if nT <= 1e-4:
-                            break
-                        w = alpha * T
-                        for d in range(D):
-                            acc[d] += w * co[g, d]
-                        T = nT
-                        last = k + 1
-                    for d in range(D):
-                        out_img[cam, py, px, d] = acc[d] + T * bg[cam, d]
-                    out_T[cam, py, px] = T
-                    out_last[cam, py, px] = last
+                            done[p] = True
+                            continue
+                        w = alpha * T[p]
+                        acc[p, 0] += w * co[g, 0]
+                        acc[p, 1] += w * co[g, 1]
+                        acc[p, 2] += w * co[g, 2]
+                        acc[p, 3] += w * co[g, 3]
+                        T[p] = nT
+                        last[p] = k + 1
+            for py in range(y0, y1):
+                for px in range(x0, x1):
+                    p = (py - y0) * S + (px - x0)
+                    for d in range(4):
+                        out_img[cam, py, px, d] = acc[p, d] + T[p] * bg[cam, d]
+                    out_T[cam, py, px] = T[p]
+                    out_last[cam, py, px] = last[p]
 
     @nb.njit(parallel=True, cache=True, nogil=True)
-    def backward(m2, cn, co, op, offsets, counts, ids, tw, th, S, W, H, bg, out_T, out_last, g_img, g_alpha,
+    def backward(m2, cn, co, op, rad, offsets, counts, ids, tw, th, S, W, H, bg, out_T, out_last, g_img, g_alpha,
                  g_m2, g_cn, g_co, g_op):  # pragma: no cover
-        D = co.shape[1]
         n_tiles = counts.shape[0]
         for t in nb.prange(n_tiles):
             tid = nb.get_thread_id()
             cam = t // (th * tw)
             ty = (t // tw) % th
             tx = t % tw
-            for py in range(ty * S, min(ty * S + S, H)):
-                for px in range(tx * S, min(tx * S + S, W)):
-                    T_final = out_T[cam, py, px]
-                    T = T_final
-                    after = np.empty(D)  # colour of everything behind the current Gaussian
-                    for d in range(D):
-                        after[d] = T_final * bg[cam, d]
-                    cxp = px + 0.5
-                    cyp = py + 0.5
-                    ga = g_alpha[cam, py, px]
-                    for k in range(out_last[cam, py, px] - 1, -1, -1):
-                        g = ids[offsets[t] + k]
-                        dx = cxp - m2[g, 0]
-                        dy = cyp - m2[g, 1]
-                        sigma = 0.5 * (cn[g, 0] * dx * dx + cn[g, 2] * dy * dy) + cn[g, 1] * dx * dy
+            x0, y0 = tx * S, ty * S
+            x1, y1 = min(x0 + S, W), min(y0 + S, H)
+            T = np.ones(S * S)  # transmittance in front of the current Gaussian, per pixel
+            after = np.zeros((S * S, 4))  # colour of everything behind it, per pixel
+            Tf = np.ones(S * S)
+            last = np.zeros(S * S, np.int64)
+            kmax = 0
+            for py in range(y0, y1):
+                for px in range(x0, x1):
+                    p = (py - y0) * S + (px - x0)
+                    Tf[p] = out_T[cam, py, px]
+                    T[p] = Tf[p]
+                    last[p] = out_last[cam, py, px]
+                    kmax = max(kmax, last[p])
+                    for d in range(4):
+                        after[p, d] = Tf[p] * bg[cam, d]
+            for k in range(kmax - 1, -1, -1):
+                g = ids[offsets[t] + k]
+                mx, my = m2[g, 0], m2[g, 1]
+                gx0 = max(x0, int(np.floor(mx - rad[g, 0] - 0.5)))
+                gx1 = min(x1, int(np.ceil(mx + rad[g, 0] - 0.5)) + 1)
+                gy0 = max(y0, int(np.floor(my - rad[g, 1] - 0.5)))
+                gy1 = min(y1, int(np.ceil(my + rad[g, 1] - 0.5)) + 1)
+                ca, cb, cc, o = cn[g, 0], cn[g, 1], cn[g, 2], op[g]
+                c0, c1, c2, c3 = co[g, 0], co[g, 1], co[g, 2], co[g, 3]
+                for py in range(gy0, gy1):
+                    dy = py + 0.5 - my
+                    for px in range(gx0, gx1):
+                        p = (py - y0) * S + (px - x0)
+                        if k >= last[p]:
+                            continue
+                        dx = px + 0.5 - mx
+                        sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
                         if sigma < 0.0:
                             continue
                         e = np.exp(-sigma)
-                        raw = op[g] * e
+                        raw = o * e
                         alpha = min(0.999, raw)
                         if alpha < 1.0 / 255.0:
                             continue
                         one_minus = 1.0 - alpha
-                        T = T / one_minus  # transmittance in front of this Gaussian
-                        w = alpha * T
-                        dL_dalpha = ga * T_final / one_minus
-                        for d in range(D):
-                            gi = g_img[cam, py, px, d]
-                            g_co[tid, g, d] += w * gi
-                            dL_dalpha += gi * (T * co[g, d] - after[d] / one_minus)
-                            after[d] += w * co[g, d]
+                        T[p] = T[p] / one_minus
+                        w = alpha * T[p]
+                        gi0, gi1 = g_img[cam, py, px, 0], g_img[cam, py, px, 1]
+                        gi2, gi3 = g_img[cam, py, px, 2], g_img[cam, py, px, 3]
+                        g_co[tid, g, 0] += w * gi0
+                        g_co[tid, g, 1] += w * gi1
+                        g_co[tid, g, 2] += w * gi2
+                        g_co[tid, g, 3] += w * gi3
+                        dL = g_alpha[cam, py, px] * Tf[p] / one_minus
+                        dL += gi0 * (T[p] * c0 - after[p, 0] / one_minus) + gi1 * (T[p] * c1 - after[p, 1] / one_minus)
+                        dL += gi2 * (T[p] * c2 - after[p, 2] / one_minus) + gi3 * (T[p] * c3 - after[p, 3] / one_minus)
+                        after[p, 0] += w * c0
+                        after[p, 1] += w * c1
+                        after[p, 2] += w * c2
+                        after[p, 3] += w * c3
                         if raw < 0.999:
-                            g_op[tid, g] += dL_dalpha * e
-                            dL_dsigma = -dL_dalpha * raw
-                            g_cn[tid, g, 0] += dL_dsigma * 0.5 * dx * dx
-                            g_cn[tid, g, 1] += dL_dsigma * dx * dy
-                            g_cn[tid, g, 2] += dL_dsigma * 0.5 * dy * dy
-                            g_m2[tid, g, 0] += -dL_dsigma * (cn[g, 0] * dx + cn[g, 1] * dy)
-                            g_m2[tid, g, 1] += -dL_dsigma * (cn[g, 2] * dy + cn[g, 1] * dx)
+                            g_op[tid, g] += dL * e
+                            dsig = -dL * raw
+                            g_cn[tid, g, 0] += dsig * 0.5 * dx * dx
+                            g_cn[tid, g, 1] += dsig * dx * dy
+                            g_cn[tid, g, 2] += dsig * 0.5 * dy * dy
+                            g_m2[tid, g, 0] += -dsig * (ca * dx + cb * dy)
+                            g_m2[tid, g, 1] += -dsig * (cc * dy + cb * dx)
 
     _kernels = (forward, backward)
     return _kernels
 
 
 class _CompositeCPU(torch.autograd.Function):
+    """Numba compositing of exactly four channels (RGB + depth, as rasterize_gaussians
+    sends them)."""
+
     @staticmethod
-    def forward(ctx, m2, cn, co, op, bg, tiles_offsets, tiles_counts, ids, width, height, tile_size):
+    def forward(ctx, m2, cn, co, op, bg, radii, tiles_offsets, tiles_counts, ids, width, height, tile_size):
         forward_kernel, _ = _compile()
         C, N, D = co.shape
+        if D != 4:
+            raise ValueError(f"the CPU compositor takes 4 channels (RGB + depth); got {D}")
         _, th, tw = tiles_offsets.shape
         args = [x.detach().double().reshape(C * N, -1).contiguous().numpy() for x in (m2, cn, co)]
         opn = op.detach().double().reshape(C * N).contiguous().numpy()
@@ -206,19 +262,20 @@ class _CompositeCPU(torch.autograd.Function):
         cnt = tiles_counts.reshape(-1).numpy().astype(np.int64)
         idn = ids.numpy().astype(np.int64)
         bgn = bg.detach().double().contiguous().numpy()
+        rad = radii.reshape(C * N, 2).double().contiguous().numpy()
         img = np.empty((C, height, width, D))
         T = np.empty((C, height, width))
         last = np.empty((C, height, width), np.int64)
-        forward_kernel(args[0], args[1], args[2], opn, off, cnt, idn, tw, th, tile_size, width, height, bgn,
+        forward_kernel(args[0], args[1], args[2], opn, rad, off, cnt, idn, tw, th, tile_size, width, height, bgn,
                        img, T, last)
-        ctx.saved = (args, opn, off, cnt, idn, bgn, T, last, tw, th, tile_size, width, height, C, N, D)
+        ctx.saved = (args, opn, rad, off, cnt, idn, bgn, T, last, tw, th, tile_size, width, height, C, N, D)
         ctx.dtypes = co.dtype
         return torch.from_numpy(img).to(co.dtype), torch.from_numpy(1 - T).to(co.dtype)
 
     @staticmethod
     def backward(ctx, g_img, g_alpha):
         _, backward_kernel = _compile()
-        args, opn, off, cnt, idn, bgn, T, last, tw, th, S, W, H, C, N, D = ctx.saved
+        args, opn, rad, off, cnt, idn, bgn, T, last, tw, th, S, W, H, C, N, D = ctx.saved
         import numba
 
         threads = numba.get_num_threads()
@@ -228,7 +285,7 @@ class _CompositeCPU(torch.autograd.Function):
         g_op = np.zeros((threads, C * N))
         gi = (g_img if g_img is not None else torch.zeros(C, H, W, D)).double().contiguous().numpy()
         ga = (g_alpha if g_alpha is not None else torch.zeros(C, H, W)).double().contiguous().numpy()
-        backward_kernel(args[0], args[1], args[2], opn, off, cnt, idn, tw, th, S, W, H, bgn, T, last, gi, ga,
+        backward_kernel(args[0], args[1], args[2], opn, rad, off, cnt, idn, tw, th, S, W, H, bgn, T, last, gi, ga,
                         g_m2, g_cn, g_co, g_op)
         dt = ctx.dtypes
 
@@ -238,10 +295,11 @@ class _CompositeCPU(torch.autograd.Function):
         # d colour / d background = T_final
         g_bg = (torch.from_numpy(T)[..., None] * torch.from_numpy(gi)).sum((1, 2)).to(dt)
         return (out(g_m2, C, N, 2), out(g_cn, C, N, 3), out(g_co, C, N, D), out(g_op, C, N), g_bg,
-                None, None, None, None, None, None)
+                None, None, None, None, None, None, None)
 
 
 def composite_cpu(
+    radii: Tensor,  # [C, N, 2] screen radii: pixels outside centre +- radius are not visited
     means2d: Tensor,  # [C, N, 2]
     conics: Tensor,  # [C, N, 3]
     colors: Tensor,  # [C, N, D]
@@ -252,8 +310,8 @@ def composite_cpu(
     tile_size: int,
     background: Tensor,  # [C, D]
 ) -> tuple[Tensor, Tensor]:
-    return _CompositeCPU.apply(means2d, conics, colors, opacities, background, tiles.offsets, tiles.counts,
-                               tiles.ids, width, height, tile_size)
+    return _CompositeCPU.apply(means2d, conics, colors, opacities, background, radii, tiles.offsets,
+                               tiles.counts, tiles.ids, width, height, tile_size)
 
 
 def numba_available() -> tuple[bool, str]:
