@@ -189,6 +189,11 @@ def _numpy64(value: Tensor) -> np.ndarray:
     return value.detach().cpu().to(torch.float64).numpy()
 
 
+def _numpy32(value: Tensor) -> np.ndarray:
+    """float32 numpy (the files hold float32; large arrays stay float32 to keep memory low)."""
+    return value.detach().cpu().to(torch.float32).numpy()
+
+
 def _tensor(array: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
@@ -241,22 +246,18 @@ def write_ply(path: PathLike, g: Gaussians) -> None:
     path = Path(path)
     _check_writable_values(g, path)
     N, K = g.num_gaussians, int(g.sh.shape[1])
-    sh = _numpy64(g.sh)  # [N, K, 3]
-    f_rest = sh[:, 1:, :].transpose(0, 2, 1).reshape(N, 3 * (K - 1))  # [N, 3 (K - 1)], channel-major
-    opacity = np.clip(_numpy64(g.opacities), _FLOAT32_TINY, _FLOAT32_ONE_BELOW)
-    logit = np.log(opacity) - np.log1p(-opacity)  # [N]
-    log_scales = np.log(np.maximum(_numpy64(g.scales), _FLOAT32_TINY))  # [N, 3]
-    columns = [
-        _numpy64(g.means),
-        np.zeros((N, 3)),  # normals
-        sh[:, 0, :],
-        f_rest,
-        logit[:, None],
-        log_scales,
-        _numpy64(g.quats),  # w, x, y, z
-    ]
-    table = np.concatenate(columns, axis=1).astype("<f4")  # [N, P]
     names = _ply_names(3 * (K - 1))
+    column = {name: i for i, name in enumerate(names)}
+    table = np.zeros((N, len(names)), "<f4")  # [N, P]; the normals stay 0
+    sh = _numpy32(g.sh)  # [N, K, 3]
+    table[:, 0:3] = _numpy32(g.means)
+    table[:, column["f_dc_0"] : column["f_dc_0"] + 3] = sh[:, 0, :]
+    if K > 1:  # channel-major: [N, K-1, 3] -> [N, 3, K-1] -> [N, 3 (K-1)]
+        table[:, column["f_rest_0"] : column["opacity"]] = sh[:, 1:, :].transpose(0, 2, 1).reshape(N, 3 * (K - 1))
+    opacity = np.clip(_numpy64(g.opacities), _FLOAT32_TINY, _FLOAT32_ONE_BELOW)
+    table[:, column["opacity"]] = np.log(opacity) - np.log1p(-opacity)  # logit
+    table[:, column["scale_0"] : column["scale_0"] + 3] = np.log(np.maximum(_numpy64(g.scales), _FLOAT32_TINY))
+    table[:, column["rot_0"] : column["rot_0"] + 4] = _numpy32(g.quats)  # w, x, y, z as given
     header = ["ply", "format binary_little_endian 1.0", f"element vertex {N}"]
     header += [f"property float {name}" for name in names]
     header.append("end_header")
@@ -302,17 +303,14 @@ def read_ply(path: PathLike) -> Gaussians:
     vertex_element = next((e for e in elements if e.name == "vertex"), None)
     if vertex_element is None:
         raise _gaussian_ply_error(path, "no 'vertex' element")
+    up_to_vertex = elements[: elements.index(vertex_element) + 1]  # earlier elements are read to find it
     if fmt == "ascii":
-        before = elements[: elements.index(vertex_element) + 1]
-        vertex = _read_ascii_elements(data[body_start:], before, path)["vertex"]
+        vertex = _read_ascii_elements(data[body_start:], up_to_vertex, path)["vertex"]
     else:
         order = "<" if fmt == "binary_little_endian" else ">"
         position = body_start
-        for element in elements:  # the elements before the vertex element must be read to find it
-            columns, position = _read_binary_element(data, position, element, order, path)
-            if element is vertex_element:
-                vertex = columns
-                break
+        for element in up_to_vertex:  # the last one read is the vertex element
+            vertex, position = _read_binary_element(data, position, element, order, path)
 
     rest_names = [name for name in vertex if re.fullmatch(r"f_rest_\d+", name)]
     required = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity"]
@@ -329,18 +327,18 @@ def read_ply(path: PathLike) -> Gaussians:
     degree = _sh_degree_from_rest(rest_names, path)
     K = (degree + 1) ** 2
 
-    def stack(names: list[str]) -> np.ndarray:  # [N, len(names)] float64
-        return np.stack([np.asarray(vertex[name], dtype=np.float64) for name in names], axis=1)
+    def stack(names: list[str], dtype: type = np.float32) -> np.ndarray:  # [N, len(names)]
+        return np.stack([np.asarray(vertex[name], dtype=dtype) for name in names], axis=1)
 
     N = len(vertex["x"])
-    sh = np.empty((N, K, 3))
+    sh = np.empty((N, K, 3), np.float32)
     sh[:, 0, :] = stack(["f_dc_0", "f_dc_1", "f_dc_2"])
     if K > 1:
         rest = stack([f"f_rest_{i}" for i in range(3 * (K - 1))])  # [N, 3 (K - 1)], channel-major
         sh[:, 1:, :] = rest.reshape(N, 3, K - 1).transpose(0, 2, 1)
     with np.errstate(over="ignore"):  # exp overflow of very negative logits gives opacity 0
-        opacities = 1.0 / (1.0 + np.exp(-stack(["opacity"])[:, 0]))
-        scales = np.exp(stack(["scale_0", "scale_1", "scale_2"]))
+        opacities = 1.0 / (1.0 + np.exp(-stack(["opacity"], np.float64)[:, 0]))
+        scales = np.exp(stack(["scale_0", "scale_1", "scale_2"], np.float64))
     return Gaussians(
         means=_tensor(stack(["x", "y", "z"])),
         quats=_tensor(stack(["rot_0", "rot_1", "rot_2", "rot_3"])),
@@ -386,9 +384,9 @@ def _gltf_document(g: Gaussians, path: Path) -> tuple[dict, bytes]:
         raise ValueError(f"cannot write {path}: {bad} quaternion(s) of zero length (glTF needs unit quaternions)")
     wxyz = quats / norms
     xyzw = wxyz[:, [1, 2, 3, 0]]
-    sh = _numpy64(g.sh)
-    opacities = _numpy64(g.opacities)
-    dc_color = _srgb_to_linear(np.clip(0.5 + SH_C0 * sh[:, 0, :], 0.0, 1.0))
+    sh = _numpy32(g.sh)
+    opacities = _numpy32(g.opacities)
+    dc_color = _srgb_to_linear(np.clip(0.5 + SH_C0 * sh[:, 0, :].astype(np.float64), 0.0, 1.0))
     fallback = np.concatenate([dc_color, opacities[:, None]], axis=1)  # [N, 4]
 
     builder = _GlbBuilder()
@@ -397,10 +395,10 @@ def _gltf_document(g: Gaussians, path: Path) -> tuple[dict, bytes]:
         return builder.add(array.astype("<f4"), kind, _FLOAT, _ARRAY_BUFFER, bounds=bounds)
 
     attributes = {
-        "POSITION": add(_numpy64(g.means), "VEC3", bounds=True),
+        "POSITION": add(_numpy32(g.means), "VEC3", bounds=True),
         "COLOR_0": add(fallback, "VEC4"),
         _ROTATION: add(xyzw, "VEC4"),
-        _SCALE: add(_numpy64(g.scales), "VEC3"),
+        _SCALE: add(_numpy32(g.scales), "VEC3"),
         _OPACITY: add(opacities, "SCALAR"),
     }
     for degree in range(g.sh_degree + 1):
@@ -494,7 +492,8 @@ def _load_buffers(document: dict, glb_binary: bytes | None, path: Path) -> list[
 
 
 def _accessor_values(document: dict, buffers: list[bytes], index: int, path: Path) -> np.ndarray:
-    """Accessor ``index`` as float64 [count, components], normalized integers dequantized."""
+    """Accessor ``index`` as floats [count, components] (float32 as stored; integers as float64,
+    normalized ones dequantized)."""
     try:
         accessor = document["accessors"][index]
         if "sparse" in accessor:
@@ -519,8 +518,11 @@ def _accessor_values(document: dict, buffers: list[bytes], index: int, path: Pat
     if stride != element:
         rows = np.lib.stride_tricks.as_strided(raw, shape=(count, element), strides=(stride, 1))
         raw = np.ascontiguousarray(rows).reshape(-1)
-    values = raw.view(dtype).reshape(count, components).astype(np.float64)
-    if accessor.get("normalized") and dtype.kind in "iu":
+    values = raw.view(dtype).reshape(count, components)
+    if dtype.kind == "f":
+        return values.astype(np.float32)  # a copy: the buffer's bytes are read-only
+    values = values.astype(np.float64)
+    if accessor.get("normalized"):
         values = values / float(np.iinfo(dtype).max)
         if dtype.kind == "i":
             values = np.maximum(values, -1.0)
