@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -23,6 +24,10 @@ TOLERANCES = {
     torch.float32: dict(rtol=1e-4, atol=1e-5),
     torch.float64: dict(rtol=1e-7, atol=1e-9),
 }
+
+
+# How CI (and a developer) installs the Khronos glTF validator the tests run.
+VALIDATOR_INSTALL = "npm install --prefix tools/node --no-save gltf-validator@2.0.0-dev.3.10"
 
 
 def _find_shared() -> Path | None:
@@ -72,3 +77,16 @@ def ict_model(ict_dir: Path):
     from avatar.facemodel import load
 
     return load(ict_dir, cache_dir=ict_dir.parent.parent / "compiled")
+
+
+@pytest.fixture(scope="session")
+def gltf_validator() -> list[str]:
+    """The command that runs tools/gltf_validate.mjs; skips when node or the npm package is absent."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip(f"node is not installed: the glTF validator test needs node and '{VALIDATOR_INSTALL}'")
+    package = Path(os.environ.get("GLTF_VALIDATOR_DIR") or ROOT / "tools" / "node" / "node_modules" / "gltf-validator")
+    if not (package / "package.json").exists():
+        pytest.skip(f"the gltf-validator npm package is not at {package}: run '{VALIDATOR_INSTALL}' "
+                    "(or set GLTF_VALIDATOR_DIR to the package folder)")  # fmt: skip
+    return [node, str(ROOT / "tools" / "gltf_validate.mjs")]

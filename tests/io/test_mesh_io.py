@@ -420,3 +420,23 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path, suffix: str, monkeypatc
         write_mesh(path, _seam_mesh(colors=False))
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_model_glb_passes_the_khronos_validator(tmp_path, gltf_validator):
+    """The built-in head (UV seams, so split vertices and custom attributes) and a posed
+    one, as GLB, pass the Khronos glTF validator with 0 errors and 0 warnings."""
+    import json
+    import subprocess
+
+    from avatar.facemodel import load
+
+    model = load("builtin")
+    e = torch.zeros(52)
+    e[model.expression_index("jawOpen")] = 0.7
+    for name, verts in (("neutral", model.template), ("posed", model.vertices(expression=e))):
+        path = tmp_path / f"{name}.glb"
+        write_glb(path, Mesh(vertices=verts, faces=model.faces, uvs=model.uvs, face_uvs=model.face_uvs))
+        run = subprocess.run([*gltf_validator, str(path)], capture_output=True, text=True, timeout=120)
+        report = json.loads(run.stdout)
+        assert run.returncode == 0 and report["issues"]["numErrors"] == 0, report["issues"]["messages"]
+        assert report["issues"]["numWarnings"] == 0, report["issues"]["messages"]
