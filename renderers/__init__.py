@@ -45,8 +45,6 @@ def _cpu_status() -> tuple[bool, str]:
 
 def backend_status() -> dict[str, tuple[bool, str]]:
     """Each renderer backend: (usable, why or why not)."""
-    import torch
-
     status = {
         "reference": (True, "pure PyTorch, always available (the spec)"),
         "cpu": _cpu_status(),

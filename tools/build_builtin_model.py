@@ -679,7 +679,7 @@ class Builder:
                 shapes[f"eyeLook{k}{S}"] = d
             # Brows.
             brow = self.brow_upper[s]
-            inner_b, outer_b = P[brow[0]], P[brow[-1]]
+            outer_b = P[brow[-1]]
             brow_region = gauss(V, P[brow].mean(0), 0.016) * face
             shapes[f"browDown{S}"] = brow_region[:, None] * vec(-sign * 1.5, -4, 1)
             shapes[f"browOuterUp{S}"] = (gauss(V, outer_b, 0.014) * face)[:, None] * vec(0, 5, 0)

@@ -77,7 +77,6 @@ import binascii
 import json
 import math
 import re
-import struct
 import urllib.parse
 import warnings
 from dataclasses import dataclass
@@ -90,12 +89,10 @@ from torch import Tensor
 
 from avatar.io.mesh import (
     _ARRAY_BUFFER,
-    _CHUNK_BIN,
-    _CHUNK_JSON,
     _COMPONENT_DTYPES,
-    _GLB_MAGIC,
     _TYPE_SIZES,
     _GlbBuilder,
+    _pack_glb,
     _pad4,
     _parse_glb,
     _parse_ply_header,
@@ -448,17 +445,7 @@ def write_gltf(path: PathLike, g: Gaussians) -> None:
         document["buffers"][0]["uri"] = _DATA_URI + base64.b64encode(binary).decode("ascii")
         payload = json.dumps(document, separators=(",", ":")).encode("utf-8")
     else:
-        json_chunk = _pad4(json.dumps(document, separators=(",", ":")).encode("utf-8"), b" ")
-        total = 12 + 8 + len(json_chunk) + 8 + len(binary)
-        payload = b"".join(
-            [
-                struct.pack("<III", _GLB_MAGIC, 2, total),
-                struct.pack("<II", len(json_chunk), _CHUNK_JSON),
-                json_chunk,
-                struct.pack("<II", len(binary), _CHUNK_BIN),
-                binary,
-            ]
-        )
+        payload = _pack_glb(document, binary)
     with atomic_write(path, "wb") as handle:
         handle.write(payload)
 

@@ -1237,9 +1237,15 @@ def write_glb(path: PathLike, mesh: Mesh) -> None:
         "bufferViews": builder.buffer_views,
         "accessors": builder.accessors,
     }
+    with atomic_write(path, "wb") as handle:
+        handle.write(_pack_glb(document, binary))
+
+
+def _pack_glb(document: dict, binary: bytes) -> bytes:
+    """The GLB container: header, JSON chunk (space-padded), BIN chunk (4-byte aligned)."""
     json_chunk = _pad4(json.dumps(document, separators=(",", ":")).encode("utf-8"), b" ")
     total = 12 + 8 + len(json_chunk) + 8 + len(binary)
-    payload = b"".join(
+    return b"".join(
         [
             struct.pack("<III", _GLB_MAGIC, 2, total),
             struct.pack("<II", len(json_chunk), _CHUNK_JSON),
@@ -1248,8 +1254,6 @@ def write_glb(path: PathLike, mesh: Mesh) -> None:
             binary,
         ]
     )
-    with atomic_write(path, "wb") as handle:
-        handle.write(payload)
 
 
 def _parse_glb(data: bytes, path: Path) -> tuple[dict, bytes]:

@@ -16,6 +16,7 @@ import io
 import os
 import pickle
 import pickletools
+from pathlib import Path
 import struct
 
 import numpy as np

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -19,7 +17,7 @@ import torch
 from avatar.io import Gaussians, Mesh, read_gaussians, write_gaussians, write_glb
 from avatar.io import write_ply as write_mesh_ply
 from avatar.io.gaussians import SH_C0, read_gltf, read_ply, write_gltf, write_ply
-from tests.conftest import ROOT, TOLERANCES
+from tests.conftest import TOLERANCES
 
 TOL32 = TOLERANCES[torch.float32]
 DEGREES = [0, 1, 2, 3]

@@ -12,7 +12,6 @@ import torch
 
 import renderers
 from renderers.gaussian import (
-    bin_tiles,
     covariances,
     project_gaussians,
     rasterize_gaussians,
