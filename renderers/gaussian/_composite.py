@@ -201,6 +201,8 @@ def _compile():
                 gy1 = min(y1, int(np.ceil(my + rad[g, 1] - 0.5)) + 1)
                 ca, cb, cc, o = cn[g, 0], cn[g, 1], cn[g, 2], op[g]
                 c0, c1, c2, c3 = co[g, 0], co[g, 1], co[g, 2], co[g, 3]
+                # This Gaussian's gradients, summed over its pixels, written once below.
+                gc0 = gc1 = gc2 = gc3 = go = ga_ = gb_ = gc_ = gmx = gmy = 0.0
                 for py in range(gy0, gy1):
                     dy = py + 0.5 - my
                     for px in range(gx0, gx1):
@@ -221,10 +223,10 @@ def _compile():
                         w = alpha * T[p]
                         gi0, gi1 = g_img[cam, py, px, 0], g_img[cam, py, px, 1]
                         gi2, gi3 = g_img[cam, py, px, 2], g_img[cam, py, px, 3]
-                        g_co[tid, g, 0] += w * gi0
-                        g_co[tid, g, 1] += w * gi1
-                        g_co[tid, g, 2] += w * gi2
-                        g_co[tid, g, 3] += w * gi3
+                        gc0 += w * gi0
+                        gc1 += w * gi1
+                        gc2 += w * gi2
+                        gc3 += w * gi3
                         dL = g_alpha[cam, py, px] * Tf[p] / one_minus
                         dL += gi0 * (T[p] * c0 - after[p, 0] / one_minus) + gi1 * (T[p] * c1 - after[p, 1] / one_minus)
                         dL += gi2 * (T[p] * c2 - after[p, 2] / one_minus) + gi3 * (T[p] * c3 - after[p, 3] / one_minus)
@@ -233,13 +235,23 @@ def _compile():
                         after[p, 2] += w * c2
                         after[p, 3] += w * c3
                         if raw < 0.999:
-                            g_op[tid, g] += dL * e
+                            go += dL * e
                             dsig = -dL * raw
-                            g_cn[tid, g, 0] += dsig * 0.5 * dx * dx
-                            g_cn[tid, g, 1] += dsig * dx * dy
-                            g_cn[tid, g, 2] += dsig * 0.5 * dy * dy
-                            g_m2[tid, g, 0] += -dsig * (ca * dx + cb * dy)
-                            g_m2[tid, g, 1] += -dsig * (cc * dy + cb * dx)
+                            ga_ += dsig * 0.5 * dx * dx
+                            gb_ += dsig * dx * dy
+                            gc_ += dsig * 0.5 * dy * dy
+                            gmx += -dsig * (ca * dx + cb * dy)
+                            gmy += -dsig * (cc * dy + cb * dx)
+                g_co[tid, g, 0] += gc0
+                g_co[tid, g, 1] += gc1
+                g_co[tid, g, 2] += gc2
+                g_co[tid, g, 3] += gc3
+                g_op[tid, g] += go
+                g_cn[tid, g, 0] += ga_
+                g_cn[tid, g, 1] += gb_
+                g_cn[tid, g, 2] += gc_
+                g_m2[tid, g, 0] += gmx
+                g_m2[tid, g, 1] += gmy
 
     _kernels = (forward, backward)
     return _kernels
