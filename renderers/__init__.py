@@ -2,8 +2,9 @@
 ``backend=`` switch: ``reference`` (pure PyTorch, the spec), ``cpu`` (fast CPU path),
 ``cuda`` (nvdiffrast / gsplat where a GPU and the library are present).
 
-Primitives: ``renderers.mesh`` (rasterize_mesh, render_mesh, ...). This module
-answers which backends are usable here.
+Primitives: ``renderers.mesh`` (rasterize_mesh, render_mesh, ...) and
+``renderers.gaussian`` (rasterize_gaussians). This module answers which backends are
+usable here.
 """
 
 from __future__ import annotations
