@@ -90,7 +90,10 @@ def render_mesh(
         vc = vertex_colors.to(dtype)
         per_vertex.append((vc if vc.ndim == 3 else vc[None]).expand(B, *vc.shape[-2:]))
     attrs = torch.cat(per_vertex, -1)  # [B, V, 6 or 9]
-    vals = (attrs[b[:, None], tri] * bary).sum(1)  # [P, C]
+    V = attrs.shape[1]
+    # index_select (its backward is an index_add) rather than advanced indexing.
+    gathered = attrs.reshape(B * V, -1).index_select(0, (b[:, None] * V + tri).reshape(-1))
+    vals = (gathered.view(len(b), 3, -1) * bary).sum(1)  # [P, C]
     normals_p = torch.nn.functional.normalize(vals[:, 0:3], dim=-1, eps=1e-12)
     points = vals[:, 3:6]
     if texture is not None:

@@ -114,7 +114,8 @@ def differentiable_fragments(
     q = torch.linalg.cross(s_, e1, dim=-1)
     z_num = (e2 * q).sum(-1, keepdim=True)
     coef = torch.cat([n_det, n_u, q, z_num], -1)  # [B, F, 10]
-    cp = coef[b, face_index[b, i, j]]  # [P, 10]
+    F = coef.shape[1]
+    cp = coef.reshape(B * F, 10).index_select(0, b * F + face_index[b, i, j])  # [P, 10]
     d = rays[b, i, j].to(verts_cam.dtype)
     inv = 1.0 / (d * cp[:, 0:3]).sum(-1)
     u = (d * cp[:, 3:6]).sum(-1) * inv
