@@ -35,6 +35,15 @@ def test_demo_runs_what_exists(tmp_path):
     assert sheet.size[0] >= 1000
     mesh = read_mesh(tmp_path / "out" / "builtin_jawOpen.glb")
     assert mesh.num_vertices == 985
+    gif = Image.open(tmp_path / "out" / "builtin_expressions.gif")
+    assert gif.n_frames == 36
+    import numpy as np
+
+    frames = []
+    for k in (0, 2):  # the mouth opens between frame 0 (neutral) and frame 2 (jawOpen rising)
+        gif.seek(k)
+        frames.append(np.asarray(gif.convert("RGB"), dtype=float))
+    assert np.abs(frames[1] - frames[0]).mean() > 0.5
 
 
 def test_sheet_for_ict(ict_dir, tmp_path):
