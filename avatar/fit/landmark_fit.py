@@ -49,9 +49,9 @@ class LandmarkFit:
         return project(model.landmarks_3d(verts, scheme), self.camera).pixels
 
 
-# OpenCV camera looks along +z with y down; the model faces +z with y up: a head facing
-# the camera is the model rotated 180 degrees about y and flipped, i.e. diag(-1, -1, 1)... but
-# that mirrors left/right. The rotation diag(1, -1, -1) (180 degrees about x) keeps handedness.
+# A head facing an OpenCV camera (x right, y down, z into the scene): the subject's left
+# (+x) appears on the image's right (+x), up (+y) is image -y, and the face's +z points
+# back at the camera (-z): diag(1, -1, -1), a rotation of 180 degrees about x.
 _FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
 
 
@@ -106,7 +106,6 @@ def fit_landmarks(
     rot = torch.zeros(3, requires_grad=True)
     trans = (t_init - (T0.mean(0) @ _FLIP.T)).clone().requires_grad_()
     log_f = torch.tensor(math.log(f0), requires_grad=True)
-    params = [ident, expr_raw, rot, trans, log_f]
     opt = torch.optim.Adam([{"params": [ident], "lr": 0.05}, {"params": [expr_raw], "lr": 0.1},
                             {"params": [rot], "lr": 0.02}, {"params": [trans], "lr": 0.01 * z0},
                             {"params": [log_f], "lr": 0.01}])
@@ -141,7 +140,6 @@ def fit_landmarks(
         cam = Camera(K=K, world_to_camera=w2c, width=width, height=height)
         full_ident = torch.zeros(model.num_identity)
         full_ident[:S] = ident
-    del params
     return LandmarkFit(full_ident, expr.detach(), rot.detach(), trans.detach(), f, cam, residual)
 
 
