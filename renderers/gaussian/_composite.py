@@ -268,15 +268,18 @@ class _CompositeCPU(torch.autograd.Function):
         if D != 4:
             raise ValueError(f"the CPU compositor takes 4 channels (RGB + depth); got {D}")
         _, th, tw = tiles_offsets.shape
-        args = [x.detach().double().reshape(C * N, -1).contiguous().numpy() for x in (m2, cn, co)]
-        opn = op.detach().double().reshape(C * N).contiguous().numpy()
+        # Kernels run in the inputs' precision (float32 or float64; numba compiles each).
+        dt = co.dtype
+        args = [x.detach().to(dt).reshape(C * N, -1).contiguous().numpy() for x in (m2, cn, co)]
+        opn = op.detach().to(dt).reshape(C * N).contiguous().numpy()
         off = tiles_offsets.reshape(-1).numpy().astype(np.int64)
         cnt = tiles_counts.reshape(-1).numpy().astype(np.int64)
         idn = ids.numpy().astype(np.int64)
-        bgn = bg.detach().double().contiguous().numpy()
-        rad = radii.reshape(C * N, 2).double().contiguous().numpy()
-        img = np.empty((C, height, width, D))
-        T = np.empty((C, height, width))
+        bgn = bg.detach().to(dt).contiguous().numpy()
+        rad = radii.reshape(C * N, 2).to(dt).contiguous().numpy()
+        npdt = args[0].dtype
+        img = np.empty((C, height, width, D), npdt)
+        T = np.empty((C, height, width), npdt)
         last = np.empty((C, height, width), np.int64)
         forward_kernel(args[0], args[1], args[2], opn, rad, off, cnt, idn, tw, th, tile_size, width, height, bgn,
                        img, T, last)
@@ -291,12 +294,14 @@ class _CompositeCPU(torch.autograd.Function):
         import numba
 
         threads = numba.get_num_threads()
-        g_m2 = np.zeros((threads, C * N, 2))
-        g_cn = np.zeros((threads, C * N, 3))
-        g_co = np.zeros((threads, C * N, D))
-        g_op = np.zeros((threads, C * N))
-        gi = (g_img if g_img is not None else torch.zeros(C, H, W, D)).double().contiguous().numpy()
-        ga = (g_alpha if g_alpha is not None else torch.zeros(C, H, W)).double().contiguous().numpy()
+        npdt = args[0].dtype
+        g_m2 = np.zeros((threads, C * N, 2), npdt)
+        g_cn = np.zeros((threads, C * N, 3), npdt)
+        g_co = np.zeros((threads, C * N, D), npdt)
+        g_op = np.zeros((threads, C * N), npdt)
+        tdt = torch.from_numpy(args[0][:0]).dtype
+        gi = (g_img if g_img is not None else torch.zeros(C, H, W, D)).to(tdt).contiguous().numpy()
+        ga = (g_alpha if g_alpha is not None else torch.zeros(C, H, W)).to(tdt).contiguous().numpy()
         backward_kernel(args[0], args[1], args[2], opn, rad, off, cnt, idn, tw, th, S, W, H, bgn, T, last, gi, ga,
                         g_m2, g_cn, g_co, g_op)
         dt = ctx.dtypes
