@@ -93,7 +93,7 @@ from avatar.io.mesh import (
     _TYPE_SIZES,
     _GlbBuilder,
     _pack_glb,
-    _pad4,
+    _single_mesh_document,
     _parse_glb,
     _parse_ply_header,
     _read_ascii_elements,
@@ -406,19 +406,7 @@ def _gltf_document(g: Gaussians, path: Path) -> tuple[dict, bytes]:
         "mode": 0,  # POINTS
         "extensions": {EXTENSION: {"kernel": "ellipse", "colorSpace": "srgb_rec709_display"}},
     }
-    binary = _pad4(bytes(builder.binary), b"\0")
-    document = {
-        "asset": {"version": "2.0", "generator": "avatar"},
-        "extensionsUsed": [EXTENSION],
-        "scene": 0,
-        "scenes": [{"nodes": [0]}],
-        "nodes": [{"mesh": 0}],
-        "meshes": [{"primitives": [primitive]}],
-        "buffers": [{"byteLength": len(binary)}],
-        "bufferViews": builder.buffer_views,
-        "accessors": builder.accessors,
-    }
-    return document, binary
+    return _single_mesh_document(builder, primitive, extensions_used=[EXTENSION])
 
 
 def write_gltf(path: PathLike, g: Gaussians) -> None:

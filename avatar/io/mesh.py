@@ -1226,9 +1226,20 @@ def write_glb(path: PathLike, mesh: Mesh) -> None:
     if extras:
         primitive["extras"] = extras
 
+    document, binary = _single_mesh_document(builder, primitive)
+    with atomic_write(path, "wb") as handle:
+        handle.write(_pack_glb(document, binary))
+
+
+def _single_mesh_document(
+    builder: "_GlbBuilder", primitive: dict, extensions_used: list[str] | None = None
+) -> tuple[dict, bytes]:
+    """A glTF document with one scene, one node and one mesh of one primitive, and its buffer."""
     binary = _pad4(bytes(builder.binary), b"\0")
-    document = {
-        "asset": {"version": "2.0", "generator": "avatar"},
+    document = {"asset": {"version": "2.0", "generator": "avatar"}}
+    if extensions_used:
+        document["extensionsUsed"] = list(extensions_used)
+    document.update({
         "scene": 0,
         "scenes": [{"nodes": [0]}],
         "nodes": [{"mesh": 0}],
@@ -1236,9 +1247,8 @@ def write_glb(path: PathLike, mesh: Mesh) -> None:
         "buffers": [{"byteLength": len(binary)}],
         "bufferViews": builder.buffer_views,
         "accessors": builder.accessors,
-    }
-    with atomic_write(path, "wb") as handle:
-        handle.write(_pack_glb(document, binary))
+    })
+    return document, binary
 
 
 def _pack_glb(document: dict, binary: bytes) -> bytes:

@@ -24,7 +24,7 @@ T_MIN = 1e-4
 PAIRS_PER_CHUNK = 4_000_000  # (pixel, Gaussian) pairs evaluated at once by the reference
 
 
-def _tile_pixels(C: int, th: int, tw: int, tile_size: int):
+def _tile_pixels(tile_size: int) -> Tensor:
     """Pixel offsets inside a tile: [S*S, 2] (x, y)."""
     r = torch.arange(tile_size)
     yy, xx = torch.meshgrid(r, r, indexing="ij")
@@ -49,7 +49,7 @@ def composite_reference(
     cn = conics.reshape(C * N, 3)
     co = colors.reshape(C * N, D)
     op = opacities.reshape(C * N)
-    local = _tile_pixels(C, th, tw, tile_size)  # [P, 2]
+    local = _tile_pixels(tile_size)  # [P, 2]
     out_img = torch.zeros(C, th * tile_size, tw * tile_size, D, dtype=dtype)
     out_T = torch.ones(C, th * tile_size, tw * tile_size, dtype=dtype)
     counts = tiles.counts.reshape(-1)
